@@ -1,0 +1,75 @@
+"""The kernel's flask-smorest API: ``/api/v1``, OpenAPI at ``/api/v1/openapi.json``, docs at ``/api/v1/docs``."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
+
+from bilten_core.errors import ApiError
+
+API_PREFIX = "/api/v1"
+JSON_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class Api(SmorestApi):
+    """flask-smorest's Api with the kernel's error format instead of its own."""
+
+    def _register_error_handlers(self) -> None:
+        # The kernel's handlers (bilten_core.errors) already cover every HTTP error, API or web.
+        return None
+
+
+def require_json_body() -> None:
+    """API writes must send JSON: anything else is a 415, before any handler runs."""
+    if not request.path.startswith(API_PREFIX + "/") or request.method not in JSON_METHODS:
+        return
+    if request.content_length == 0 or (request.content_length is None and not request.data):
+        return
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "Send the request body as application/json.",
+            {"content_type": request.content_type},
+        )
+    if request.get_json(silent=True) is None:
+        raise ApiError(400, "malformed_json", "The request body is not valid JSON.")
+
+
+def configure_api(app: Flask, api_blueprints: list[tuple[str, SmorestBlueprint]]) -> Api:
+    app.config.update(
+        API_TITLE="Bilten API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/static/swagger-ui/",
+    )
+    api = Api(
+        app,
+        spec_kwargs={
+            "components": {
+                "schemas": {
+                    "Error": {
+                        "type": "object",
+                        "properties": {
+                            "error": {
+                                "type": "object",
+                                "properties": {
+                                    "code": {"type": "string"},
+                                    "message": {"type": "string"},
+                                    "details": {"type": "object"},
+                                },
+                                "required": ["code", "message", "details"],
+                            }
+                        },
+                    }
+                }
+            }
+        },
+    )
+    app.before_request(require_json_body)
+    for _owner, blueprint in api_blueprints:
+        prefix = API_PREFIX + (blueprint.url_prefix or "")
+        api.register_blueprint(blueprint, url_prefix=prefix)
+    return api

@@ -1,0 +1,121 @@
+"""The plugin manager: built-in and third-party plugins load the same way.
+
+Plugins are modules advertised under the ``bilten.plugins`` entry-point group. Only names on the
+configured allow-list (``plugins.enabled``) are loaded. Each plugin module may define
+``PLUGIN = PluginMeta(...)``; per-tenant enablement is decided at call time by
+:meth:`PluginManager.hook_for_tenant`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from bilten_core import hookspecs
+from bilten_core.tenancy.context import TenantInfo, current_tenant_or_none
+
+ENTRY_POINT_GROUP = "bilten.plugins"
+hookimpl = pluggy.HookimplMarker("bilten")
+
+
+class PluginError(RuntimeError):
+    """A plugin is missing, named twice, or misbehaves while loading."""
+
+
+@dataclass(frozen=True)
+class PluginMeta:
+    """How a plugin presents itself. ``essential`` plugins are on for every tenant."""
+
+    title: str
+    description: str = ""
+    default_enabled: bool = True
+    essential: bool = False
+
+
+class PluginManager:
+    """Wraps :class:`pluggy.PluginManager` with metadata and per-tenant hook filtering."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("bilten")
+        self.pm.add_hookspecs(hookspecs)
+        self.meta: dict[str, PluginMeta] = {}
+        self._subset_cache: dict[tuple[str, frozenset[str]], Any] = {}
+
+    def load(self, allowed: Iterable[str]) -> None:
+        """Load the allow-listed plugins from the ``bilten.plugins`` entry points."""
+        allowed = list(allowed)
+        available = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        missing = [name for name in allowed if name not in available]
+        if missing:
+            raise PluginError(
+                f"plugins {missing} are allow-listed but not installed "
+                f"(no '{ENTRY_POINT_GROUP}' entry point); installed: {sorted(available)}"
+            )
+        for name in allowed:
+            self.register(name, available[name].load())
+
+    def register(self, name: str, module: ModuleType | object) -> None:
+        if name in self.meta:
+            raise PluginError(f"plugin {name!r} is registered twice")
+        meta = getattr(module, "PLUGIN", None) or PluginMeta(title=name)
+        self.pm.register(module, name=name)
+        self.meta[name] = meta
+        self._subset_cache.clear()
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.meta.pop(name, None)
+        self._subset_cache.clear()
+
+    @property
+    def hook(self) -> Any:
+        """Every loaded plugin's hooks: for configure-time calls."""
+        return self.pm.hook
+
+    def names(self) -> list[str]:
+        return list(self.meta)
+
+    def default_enabled(self) -> set[str]:
+        return {name for name, meta in self.meta.items() if meta.default_enabled or meta.essential}
+
+    def enabled_for(self, choices: dict[str, bool]) -> frozenset[str]:
+        """The plugins a tenant runs, given its stored choices (absent means the default)."""
+        enabled = set()
+        for name, meta in self.meta.items():
+            if meta.essential or choices.get(name, meta.default_enabled):
+                enabled.add(name)
+        return frozenset(enabled)
+
+    def hook_for_tenant(self, name: str, tenant: TenantInfo | None = None) -> Any:
+        """The hook caller for ``name`` limited to the plugins the tenant has enabled."""
+        tenant = tenant or current_tenant_or_none()
+        if tenant is None:
+            raise PluginError(f"hook {name!r} is a tenant hook and needs a tenant in context")
+        disabled = frozenset(n for n in self.meta if n not in tenant.enabled_plugins)
+        key = (name, disabled)
+        caller = self._subset_cache.get(key)
+        if caller is None:
+            caller = self.pm.subset_hook_caller(name, remove_plugins=[self.pm.get_plugin(n) for n in disabled])
+            self._subset_cache[key] = caller
+        return caller
+
+    def collect(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a configure-time ``register_*`` hook; return ``(plugin name, item)`` for every item.
+
+        Knowing which plugin gave what lets the kernel scope blueprints and jobs to their owner.
+        """
+        results: list[tuple[str, Any]] = []
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in caller.get_hookimpls():
+            items = impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            if items is None:
+                continue
+            if not isinstance(items, (list, tuple)):
+                items = [items]
+            results.extend((impl.plugin_name, item) for item in items)
+        return results

@@ -1,0 +1,1 @@
+"""The tenant control plane: provisioning, domains, plugins, suspension and deletion."""
