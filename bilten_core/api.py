@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from flask import Flask, request
+from flask_babel import gettext as _
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
+from werkzeug.exceptions import BadRequest
 
 from bilten_core.errors import ApiError
 
@@ -28,11 +30,13 @@ def require_json_body() -> None:
         return
     if not request.is_json:
         raise ApiError(
-            415, "unsupported_media_type", "Send the request body as application/json.",
+            415, "unsupported_media_type", _("Send the request body as application/json."),
             {"content_type": request.content_type},
         )
-    if request.get_json(silent=True) is None:
-        raise ApiError(400, "malformed_json", "The request body is not valid JSON.")
+    try:
+        request.get_json()
+    except BadRequest as exc:  # a valid JSON "null" is not malformed, so test parsing, not the value
+        raise ApiError(400, "malformed_json", _("The request body is not valid JSON.")) from exc
 
 
 def configure_api(app: Flask, api_blueprints: list[tuple[str, SmorestBlueprint]]) -> Api:

@@ -10,14 +10,17 @@ from flask import Flask
 
 from bilten_core import builtin
 from bilten_core.api import configure_api
+from bilten_core.cache import configure_cache
 from bilten_core.config import ConfigError, Settings, load_settings
 from bilten_core.db import db
 from bilten_core.errors import configure_errors
 from bilten_core.kernel import Kernel
 from bilten_core.observability import configure_logging, configure_observability
+from bilten_core.permissions import configure_permissions
 from bilten_core.plugins import PluginManager
 from bilten_core.tenancy.middleware import configure_tenancy
 from bilten_core.tenancy.resolver import TenantResolver
+from bilten_core.tenant_settings import configure_tenant_settings
 from bilten_core.web import configure_web
 
 
@@ -42,8 +45,12 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[tuple[s
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
         TESTING=settings.env == "test",
+        BABEL_TRANSLATION_DIRECTORIES="translations",  # bilten_core/translations
     )
     kernel = _configure_kernel(app, settings, extra_plugins)
+    configure_cache(app, settings)
+    configure_permissions(kernel)
+    configure_tenant_settings(kernel)
     configure_errors(app)
     configure_observability(app)
     configure_tenancy(app)

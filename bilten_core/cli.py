@@ -11,6 +11,7 @@ import click
 from flask import Flask
 from tqdm import tqdm
 
+from bilten_core import devserver
 from bilten_core.config import ConfigError
 
 
@@ -200,19 +201,34 @@ def tenants_domain(slug: str, hostname: str, verified: bool, primary: bool) -> N
         )
 
 
+cli.add_command(devserver.run)
+
+
 def build_cli(app: Flask) -> click.Group:
+    """The ``bilten`` group for ``app``: the kernel's commands plus those of ``app``'s plugins."""
     from bilten_core.kernel import kernel
 
-    kernel(app).plugins.hook.register_cli_commands(cli=cli)
-    return cli
+    # A fresh group per app, so one app's plugin commands never leak into another's command line.
+    group = click.Group(
+        name=cli.name, commands=dict(cli.commands), callback=cli.callback, params=list(cli.params), help=cli.help
+    )
+    kernel(app).plugins.hook.register_cli_commands(cli=group)
+    return group
 
 
 def main() -> None:
     from bilten_core.app import create_app
 
     try:
+        # In development with no DATABASE_URL / REDIS_URL, every command uses the embedded servers.
+        embedded = devserver.use_embedded_servers_if_unset()
         app = create_app()
     except ConfigError as exc:
         click.echo(f"bilten: {exc}", err=True)
         sys.exit(1)
-    build_cli(app).main(obj=app)
+    if embedded:
+        app.extensions[devserver.EXTENSION_KEY] = embedded
+    try:
+        build_cli(app).main(obj=app)
+    finally:
+        devserver.release_embedded_servers(app)

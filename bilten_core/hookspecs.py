@@ -88,7 +88,10 @@ def register_schedules() -> list[Schedule] | None:
 
 @hookspec
 def register_cli_commands(cli: click.Group) -> None:
-    """Add commands to the ``bilten`` command line: call ``cli.add_command(...)``. Returns nothing."""
+    """Add commands to the ``bilten`` command line: call ``cli.add_command(...)``.
+
+    Runs once when the command line is built (``bilten_core.cli.build_cli``). Returns nothing.
+    """
 
 
 @hookspec
@@ -118,7 +121,10 @@ def readiness_checks() -> list[tuple[str, Any]] | None:
 
 @hookspec
 def app_configured(app: Flask) -> None:
-    """The app is fully built; last chance to add request handlers or extensions. Returns nothing."""
+    """The app is fully built; last chance to add request handlers or extensions.
+
+    Runs once, at the end of ``create_app``. Returns nothing.
+    """
 
 
 # --- Tenant lifecycle ---------------------------------------------------------------------------

@@ -9,12 +9,14 @@ transaction, so a run that fails half-way resumes where it stopped.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import alembic.op
 import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
@@ -94,7 +96,7 @@ class Migrator:
 
     def tenant_versions(self, schemas: list[str]) -> dict[str, tuple[str, ...]]:
         """Every tenant's current revisions, read in a handful of queries (not one per tenant)."""
-        versions: dict[str, tuple[str, ...]] = {s: () for s in schemas}
+        versions: dict[str, tuple[str, ...]] = dict.fromkeys(schemas, ())
         if not schemas:
             return versions
         with self.engine.connect() as conn:
@@ -108,8 +110,10 @@ class Migrator:
             present_list = list(present)
             for start in range(0, len(present_list), 500):
                 chunk = present_list[start : start + 500]
+                # Schema names come from the tenants table and pass _quote's check.
                 union = " UNION ALL ".join(
-                    f"SELECT '{s}' AS s, version_num FROM {_quote(s)}.alembic_version" for s in chunk
+                    f"SELECT '{s}' AS s, version_num FROM {_quote(s)}.alembic_version"  # noqa: S608
+                    for s in chunk
                 )
                 rows: dict[str, list[str]] = {}
                 for schema, version in conn.execute(sa.text(union)):
@@ -181,7 +185,7 @@ class Migrator:
         ).first()
         if not exists:
             return ()
-        rows = conn.execute(sa.text(f"SELECT version_num FROM {_quote(schema)}.alembic_version"))
+        rows = conn.execute(sa.text(f"SELECT version_num FROM {_quote(schema)}.alembic_version"))  # noqa: S608
         return tuple(sorted(r[0] for r in rows))
 
 
@@ -204,9 +208,36 @@ def upgrade_schema(conn: sa.Connection, script: ScriptDirectory, schema: str, de
             "fn": lambda rev, _ctx: script._upgrade_revs(destination, rev),
         },
     )
-    with Operations.context(context):
+    with _operations(context):
         context.run_migrations()
     conn.execute(sa.text("SELECT set_config('search_path', :p, true)"), {"p": previous})
+
+
+class _CallersOperations:
+    """Stands in for Alembic's process-wide ``op`` proxy and forwards to the calling thread's operations.
+
+    ``Operations.context`` installs one global proxy, so tenants migrated in parallel threads would
+    run each other's ``op.*`` calls on the wrong connection and schema.
+    """
+
+    def __getattr__(self, name: str) -> object:
+        operations = _operations_in_use.get()
+        if operations is None:
+            raise RuntimeError(f"op.{name} was called outside a migration")
+        return getattr(operations, name)
+
+
+_operations_in_use: ContextVar[Operations | None] = ContextVar("bilten_migration_operations", default=None)
+
+
+@contextmanager
+def _operations(context: MigrationContext) -> Iterator[Operations]:
+    alembic.op._proxy = _CallersOperations()  # type: ignore[attr-defined]
+    token = _operations_in_use.set(Operations(context))
+    try:
+        yield _operations_in_use.get()  # type: ignore[misc]
+    finally:
+        _operations_in_use.reset(token)
 
 
 def _script(tree: str, extra: list[Path]) -> ScriptDirectory:

@@ -72,12 +72,11 @@ def configure_observability(app: Flask) -> None:
         metrics.requests.labels(route, request.method, str(response.status_code)).inc()
         metrics.latency.labels(route, request.method).observe(elapsed)
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        tenant = g.get("tenant")
-        if response.status_code >= 500 or app.debug:
-            log.info(
-                "request", method=request.method, path=request.path, status=response.status_code,
-                ms=round(elapsed * 1000, 2), tenant=tenant.slug if tenant else None,
-            )
+        # One line per request; request_id and tenant come from the bound context variables.
+        log.info(
+            "request", method=request.method, path=request.path, status=response.status_code,
+            ms=round(elapsed * 1000, 2),
+        )
         return response
 
     @app.get("/healthz")

@@ -63,7 +63,18 @@ class PluginManager:
         if name in self.meta:
             raise PluginError(f"plugin {name!r} is registered twice")
         meta = getattr(module, "PLUGIN", None) or PluginMeta(title=name)
-        self.pm.register(module, name=name)
+        try:
+            self.pm.register(module, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {name!r} cannot be registered: " + "; ".join(str(exc).splitlines())) from exc
+        except ValueError as exc:  # the same module under a second name; the rest lists every plugin
+            raise PluginError(f"plugin {name!r} cannot be registered: {str(exc).splitlines()[0]}") from exc
+        try:
+            # A misspelt hook name would otherwise be ignored without a word.
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            self.pm.unregister(name=name)
+            raise PluginError(f"plugin {name!r} cannot be registered: {exc}") from exc
         self.meta[name] = meta
         self._subset_cache.clear()
 

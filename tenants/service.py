@@ -24,6 +24,25 @@ def platform_subdomain(slug: str) -> str:
     return f"{slug}.{kernel().settings.tenancy.platform_domain}"
 
 
+def custom_domain(raw: str) -> str:
+    """``raw`` normalized as a tenant's own domain; refuses the platform's hosts and its subdomains.
+
+    Names under the platform domain are ``<slug>.<platform>`` subdomains: letting a tenant claim
+    one would squat another tenant's future address or a reserved name such as ``admin``.
+    """
+    try:
+        hostname = normalize_host(raw)
+    except BadHost as exc:
+        raise TenantError(f"{raw!r} is not a valid domain: {exc}") from exc
+    k = kernel()
+    if hostname in k.platform_hosts:
+        raise TenantError(f"{hostname} is the platform's own host")
+    platform = k.settings.tenancy.platform_domain
+    if hostname.endswith("." + platform):
+        raise TenantError(f"{hostname} is under the platform domain {platform}, where addresses come from slugs")
+    return hostname
+
+
 def create_tenant(
     slug: str, name: str | None = None, *, domains: list[str] | None = None, migrator: Migrator | None = None
 ) -> TenantInfo:
@@ -33,12 +52,7 @@ def create_tenant(
     problem = slug_problem(slug, set(k.settings.tenancy.reserved_slugs))
     if problem:
         raise TenantError(problem)
-    hostnames = [platform_subdomain(slug)]
-    for raw in domains or []:
-        try:
-            hostnames.append(normalize_host(raw))
-        except BadHost as exc:
-            raise TenantError(f"{raw!r} is not a valid domain: {exc}") from exc
+    hostnames = [platform_subdomain(slug)] + [custom_domain(raw) for raw in domains or []]
     if db.session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug)):
         raise TenantError(f"a tenant named '{slug}' already exists")
     taken = db.session.scalars(sa.select(Domain.hostname).where(Domain.hostname.in_(hostnames))).all()
@@ -75,7 +89,9 @@ def get_tenant(slug: str) -> Tenant:
 
 
 def tenant_info(tenant: Tenant) -> TenantInfo:
-    info = kernel().resolver.load_by_id(tenant.id)
+    # On the session's connection: ``tenant`` was just loaded through it, and taking a second one
+    # while holding the first can starve a small pool.
+    info = kernel().resolver.load_by_id(tenant.id, db.session.connection())
     assert info is not None
     return info
 
@@ -108,14 +124,9 @@ def set_plugin(slug: str, plugin: str, enabled: bool) -> None:
 
 def add_domain(slug: str, hostname: str, *, verified: bool = False, primary: bool = False) -> Domain:
     tenant = get_tenant(slug)
-    try:
-        hostname = normalize_host(hostname)
-    except BadHost as exc:
-        raise TenantError(f"{hostname!r} is not a valid domain: {exc}") from exc
+    hostname = custom_domain(hostname)
     if db.session.scalar(sa.select(Domain.id).where(Domain.hostname == hostname)):
         raise TenantError(f"domain already in use: {hostname}")
-    if hostname in kernel().platform_hosts:
-        raise TenantError(f"{hostname} is the platform's own host")
     domain = Domain(
         tenant_id=tenant.id, hostname=hostname, verification_token=secrets.token_hex(16),
         verified_at=datetime.now(UTC) if verified else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from flask import Flask, g, request
 from flask_babel import gettext as _
 
@@ -19,7 +20,9 @@ def resolve_tenant():  # type: ignore[no-untyped-def]
         return None
     k = kernel()
     try:
-        host = normalize_host(request.host)
+        # The raw header, not request.host: Werkzeug blanks invalid hosts and trims ":80" suffixes,
+        # which would turn "evil.com:80:80" into a valid-looking name instead of a 400.
+        host = normalize_host(request.headers.get("Host"))
     except BadHost as exc:
         return error_response(400, "bad_host", _("The Host header is not valid: %(why)s.", why=str(exc)))
     g.host = host
@@ -33,6 +36,7 @@ def resolve_tenant():  # type: ignore[no-untyped-def]
         return error_response(404, "unknown_host", _("No site is served at %(host)s.", host=host))
     g.tenant = tenant
     g.tenant_token = _current.set(tenant)
+    structlog.contextvars.bind_contextvars(tenant=tenant.slug)
     if not tenant.is_active:
         return error_response(
             403, "tenant_suspended", _("%(name)s is suspended and not available right now.", name=tenant.name)

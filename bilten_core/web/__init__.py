@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, g, render_template, request
+from flask import Blueprint, Flask, g, has_request_context, render_template, request
 from flask_babel import Babel, get_locale
 
 from bilten_core.kernel import kernel
@@ -28,6 +28,8 @@ def home() -> Any:
 
 
 def select_locale() -> str | None:
+    if not has_request_context():
+        return None  # jobs and commands (no visitor to ask) use the default locale
     return request.accept_languages.best_match(SUPPORTED_LOCALES) or "en"
 
 

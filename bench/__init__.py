@@ -1,0 +1,1 @@
+"""Benchmarks of the kernel; run them with ``python -m bench.<name>``."""
