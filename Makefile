@@ -42,6 +42,7 @@ bench: $(RUNTIME_STAMP)
 	$(BIN)/python -m bench.tenancy $(BENCH_ARGS)
 
 $(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "Bilten needs Python 3.11: install it, or name it with PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
 $(RUNTIME_STAMP): $(RUNTIME_LOCK) pyproject.toml | $(BIN)/python

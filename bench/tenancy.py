@@ -202,14 +202,19 @@ def wsgi_sender(app: Flask) -> Send:
         if key not in environs:
             path = "/bench/item" if tenanted else f"/bench-direct/{target.schema}/item"
             host = target.host if tenanted else PLATFORM_HOST
-            environs[key] = EnvironBuilder(path=path, headers={"Host": host}).get_environ()
+            environs[key] = EnvironBuilder(path=path, headers=[("Host", host)]).get_environ()
         return environs[key]
 
     def send(tenanted: bool, target: Target) -> bytes:
         environ = dict(environ_for(tenanted, target))
         environ["wsgi.input"] = io.BytesIO()
         statuses: list[str] = []
-        result = app(environ, lambda status, _headers, _exc=None: statuses.append(status))
+
+        def start_response(status: str, _headers: list[tuple[str, str]], _exc_info: Any = None) -> Any:
+            statuses.append(status)
+            return lambda _data: None
+
+        result = app(environ, start_response)
         try:
             body = b"".join(result)
         finally:

@@ -7,6 +7,8 @@ from typing import Any
 
 import redis
 from flask import Flask
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bilten_core import builtin
 from bilten_core.api import configure_api
@@ -81,7 +83,10 @@ def _configure_kernel(app: Flask, settings: Settings, extra_plugins: Iterable[tu
     plugins.load(settings.plugins.enabled)
     for name, module in extra_plugins:
         plugins.register(name, module)
-    redis_client = redis.Redis.from_url(settings.redis.url, socket_timeout=5, socket_connect_timeout=2)
+    # One quick retry: with Redis down a request should fail fast (503) rather than hang.
+    redis_client = redis.Redis.from_url(
+        settings.redis.url, socket_timeout=5, socket_connect_timeout=2, retry=Retry(NoBackoff(), 1)
+    )
     resolver = TenantResolver(
         ttl=settings.tenancy.cache_ttl, max_size=settings.tenancy.cache_size, plugins=plugins, redis=redis_client
     )

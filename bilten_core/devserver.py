@@ -26,14 +26,7 @@ from flask import Flask, current_app
 from werkzeug.serving import run_simple
 
 from bilten_core.config import ConfigError, Settings, load_settings
-from bilten_core.embedded import (
-    EmbeddedServerError,
-    EmbeddedServers,
-    postgres_url,
-    redis_url,
-    start_postgres,
-    start_redis,
-)
+from bilten_core.embedded import EmbeddedServerError, EmbeddedServers, Releasable, start_postgres, start_redis
 from bilten_core.seed import DEMO_SLUG, seed_demo_tenant
 
 EMBEDDED_DATABASE = "bilten"
@@ -51,26 +44,24 @@ def use_embedded_servers_if_unset(environ: MutableMapping[str, str] = os.environ
     if settings.env != "development" or (settings.database.url and settings.redis.url):
         return None
     instance = Path(settings.instance_path)
-    handles = []
+    handles: list[Releasable] = []
     try:
         if not settings.database.url:
             pg = start_postgres(instance)
             handles.append(pg)
-            environ["DATABASE_URL"] = postgres_url(pg, EMBEDDED_DATABASE)
+            environ["DATABASE_URL"] = pg.url(EMBEDDED_DATABASE)
         if not settings.redis.url:
             redis = start_redis(instance)
             handles.append(redis)
-            environ["REDIS_URL"] = redis_url(redis)
+            environ["REDIS_URL"] = redis.url
     except EmbeddedServerError as exc:
         raise ConfigError(f"DATABASE_URL or REDIS_URL is not set, and {exc}") from exc
     return EmbeddedServers(environ["DATABASE_URL"], environ["REDIS_URL"], tuple(handles))
 
 
 def release_embedded_servers(app: Flask) -> None:
-    """Close this process's connections, then let go of the embedded servers it joined.
-
-    A server stops only when no client is left, so the pools must be closed first.
-    """
+    """Close this process's connections, then let go of the embedded servers it joined (each
+    stops if no other process is using it)."""
     servers: EmbeddedServers | None = app.extensions.get(EXTENSION_KEY)
     if servers is None:
         return
@@ -93,6 +84,7 @@ def release_embedded_servers(app: Flask) -> None:
 @click.pass_context
 def run(ctx: click.Context, host: str, port: int, with_worker: bool) -> None:
     from bilten_core.cli import migrate
+    from bilten_core.db import db
     from bilten_core.kernel import kernel
 
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -105,6 +97,9 @@ def run(ctx: click.Context, host: str, port: int, with_worker: bool) -> None:
         demo = seed_demo_tenant()
         if demo:
             click.echo(f"created the demo tenant '{demo.slug}' with sample data")
+        # End this command's own transaction: left open, it would hold locks that a
+        # `bilten migrate` in another terminal waits for.
+        db.session.remove()
         with worker_process(with_worker) as worker:
             click.echo(banner(settings, port, worker=worker is not None, embedded=EXTENSION_KEY in app.extensions))
             run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)

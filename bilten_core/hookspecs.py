@@ -81,8 +81,8 @@ def register_jobs() -> list[JobDefinition] | None:
 def register_schedules() -> list[Schedule] | None:
     """Periodic jobs: return :class:`bilten_core.jobs.Schedule` objects (cron or interval).
 
-    Runs once when ``bilten worker`` starts its scheduler. A tenant job on a schedule runs once
-    for every active tenant that has the plugin enabled.
+    Runs once in ``create_app`` (so a bad schedule fails at start-up); ``bilten worker`` fires
+    them. A tenant job on a schedule runs once for every active tenant that has the plugin enabled.
     """
 
 

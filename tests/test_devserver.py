@@ -222,6 +222,7 @@ def test_run_migrates_seeds_serves_and_stops_on_sigterm(
         answers["ready"] = get(port, "localhost", "/readyz")
         return True
 
+    handler_before = signal.getsignal(signal.SIGTERM)
     sigterm_when(served)
     result = CliRunner().invoke(build_cli(app), ["run", "--port", str(port), "--no-worker"], obj=app)
 
@@ -233,7 +234,7 @@ def test_run_migrates_seeds_serves_and_stops_on_sigterm(
     assert DEMO_NAME in answers["demo"][1]
     assert answers["platform"][0] == 200
     assert answers["ready"][0] == 200
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is handler_before
     devserver.ensure_port_free("127.0.0.1", port)
 
 

@@ -52,19 +52,24 @@ def test_a_miss_refreshes_hosts_expiring_within_half_a_ttl_in_one_lookup(
 ):
     resolver, lookups = counted
     a, b, c = make_tenant("cache-a"), make_tenant("cache-b"), make_tenant("cache-c")
+    unknown = "nobody.example.org"
     with app.app_context():
         resolver.resolve(a.primary_domain)
-        resolver.resolve("nobody.example.org")
-        clock.now += 20
-        resolver.resolve(b.primary_domain)
-        clock.now += 11  # a and the unknown host have expired; b expires in 19 s (> half the TTL)
+        resolver.resolve(unknown)
+        clock.now += 20  # a and the unknown host expire in 10 s, within half the TTL
+        assert resolver.resolve(b.primary_domain) == b
+        assert lookups[-1] == sorted([b.primary_domain, a.primary_domain, unknown])
+        clock.now += 10  # every entry now has 20 s left, more than half the TTL
         assert resolver.resolve(c.primary_domain) == c
-        assert lookups[-1] == sorted([c.primary_domain, a.primary_domain, "nobody.example.org"])
+        assert lookups[-1] == [c.primary_domain]
         lookups.clear()
         assert resolver.resolve(a.primary_domain) == a
-        assert resolver.resolve("nobody.example.org") is None
+        assert resolver.resolve(unknown) is None
         assert resolver.resolve(b.primary_domain) == b
         assert lookups == []
+        clock.now += 21  # a, b and the unknown host have expired; c expires in 9 s
+        assert resolver.resolve(a.primary_domain) == a
+        assert lookups == [sorted([a.primary_domain, b.primary_domain, c.primary_domain, unknown])]
 
 
 def test_an_expired_entry_is_never_served_without_a_lookup(

@@ -3,7 +3,8 @@
 Every process keeps a bounded cache of ``host -> TenantInfo | None``. A change to a tenant, its
 domains or its plugins bumps a generation counter in Redis; each process looks at that counter
 at most once a second and drops its cache when it moved, so changes show everywhere within about
-a second while the hot path costs one dictionary lookup.
+a second while the hot path costs one dictionary lookup. A miss reloads, in the same query, the
+other entries that are about to expire, so serving many hosts costs few database lookups.
 """
 
 from __future__ import annotations
