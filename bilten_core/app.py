@@ -16,8 +16,10 @@ from bilten_core.cache import configure_cache
 from bilten_core.config import ConfigError, Settings, load_settings
 from bilten_core.db import db
 from bilten_core.errors import configure_errors
+from bilten_core.jobs import configure_jobs
 from bilten_core.kernel import Kernel
 from bilten_core.observability import configure_logging, configure_observability
+from bilten_core.outbox import install_session_listeners
 from bilten_core.permissions import configure_permissions
 from bilten_core.plugins import PluginManager
 from bilten_core.tenancy.middleware import configure_tenancy
@@ -58,6 +60,8 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[tuple[s
     configure_tenancy(app)
     configure_web(app)
     _configure_plugin_routes(app, kernel)
+    configure_jobs(app)
+    install_session_listeners()
     kernel.plugins.hook.app_configured(app=app)
     return app
 

@@ -88,12 +88,3 @@ def register_job_commands(cli: Any) -> None:
 
     cli.add_command(worker_command)
     cli.add_command(mail_command)
-
-
-@hookimpl(specname="app_configured")
-def configure_jobs_and_outbox(app: Any) -> None:
-    from bilten_core.jobs import configure_jobs
-    from bilten_core.outbox import install_session_listeners
-
-    configure_jobs(app)
-    install_session_listeners()
