@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     BILTEN_ENV=production \
     WEB_CONCURRENCY=3 \
-    FORWARDED_ALLOW_IPS=127.0.0.1
+    FORWARDED_ALLOW_IPS=127.0.0.1 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/bilten-metrics
 
 WORKDIR /app
 
@@ -33,4 +34,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-CMD ["gunicorn", "wsgi:app", "--bind", "0.0.0.0:8000", "--threads", "4", "--access-logfile", "-", "--graceful-timeout", "30"]
+# config/gunicorn.py: workers, threads, and /metrics summed over all workers.
+CMD ["gunicorn", "-c", "config/gunicorn.py", "wsgi:app"]

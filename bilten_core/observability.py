@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from flask import Flask, Response, g, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 from bilten_core.config import Settings
 from bilten_core.kernel import kernel
@@ -104,7 +105,20 @@ def configure_observability(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics_view() -> Response:
-        return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_exposed_registry(metrics)), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _exposed_registry(metrics: Metrics) -> CollectorRegistry:
+    """This process's metrics, or every gunicorn worker's when multiprocess mode is on.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (the Docker image sets it), each worker writes its
+    samples to files there and any worker answering a scrape reports the sum of all of them.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return metrics.registry
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 def _ping_database() -> None:

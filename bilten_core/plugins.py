@@ -49,7 +49,12 @@ class PluginManager:
     def load(self, allowed: Iterable[str]) -> None:
         """Load the allow-listed plugins from the ``bilten.plugins`` entry points."""
         allowed = list(allowed)
-        available = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        available: dict[str, Any] = {}
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            other = available.setdefault(ep.name, ep)
+            if other.value != ep.value and ep.name in allowed:
+                # Two distributions claim one name: loading either silently would be a guess.
+                raise PluginError(f"plugin name {ep.name!r} is claimed by both {other.value} and {ep.value}")
         missing = [name for name in allowed if name not in available]
         if missing:
             raise PluginError(

@@ -87,6 +87,20 @@ def test_an_allow_listed_plugin_that_is_not_installed_stops_the_app_from_startin
         make_app(plugins=PluginSettings(enabled=["pages", "hello", "tickets-extra"]))
 
 
+def test_two_distributions_claiming_one_plugin_name_stop_the_app_from_starting(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    import bilten_core.plugins as plugins_module
+
+    claims = [
+        EntryPoint("hello", "bilten_hello.plugin", "bilten.plugins"),
+        EntryPoint("hello", "someone_else.plugin", "bilten.plugins"),
+    ]
+    monkeypatch.setattr(plugins_module, "entry_points", lambda group: claims)
+    with pytest.raises(PluginError, match=r"'hello' is claimed by both bilten_hello\.plugin and someone_else\.plugin"):
+        PluginManager().load(["hello"])
+
+
 def test_a_plugin_registered_twice_stops_the_app_from_starting(make_app):
     with pytest.raises(PluginError, match="'hello' is registered twice"):
         make_app(extra_plugins=(("hello", bilten_hello.plugin),))
