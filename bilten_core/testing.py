@@ -130,3 +130,18 @@ def make_tenant(app: Flask) -> Callable[..., TenantInfo]:
 def host_of(tenant: TenantInfo) -> dict[str, str]:
     """Headers that address a request to ``tenant``'s subdomain."""
     return {"Host": tenant.primary_domain}
+
+
+def assert_api_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert ``response`` is ``status`` with exactly the kernel's JSON error body; return its ``error``."""
+    assert response.status_code == status, response.text
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+    error: dict[str, Any] = body["error"]
+    return error

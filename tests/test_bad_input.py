@@ -18,25 +18,13 @@ from bilten_core import PluginMeta, hookimpl
 from bilten_core.config import DatabaseSettings
 from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo, tenant_context
-from bilten_core.testing import host_of
+from bilten_core.testing import assert_api_error, host_of
 from plugins.pages.models import Page
 from plugins.pages.services import create_page
 
 SECRET_DETAIL = "internal detail: password=hunter2"
 
 
-def assert_error(response, status: int, code: str) -> dict:
-    """The response is ``status`` with exactly the kernel's JSON error body; return its ``error``."""
-    assert response.status_code == status, response.text
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    return body["error"]
 
 
 class PageIn(Schema):
@@ -123,7 +111,7 @@ def test_malformed_json_is_a_400_and_creates_nothing(probe_app, probe, tenant, r
     response = probe.post(
         "/api/v1/probe/pages", headers=host_of(tenant), data=raw, content_type="application/json"
     )
-    assert_error(response, 400, "malformed_json")
+    assert_api_error(response, 400, "malformed_json")
     assert _page_count(probe_app, tenant) == 0
 
 
@@ -132,7 +120,7 @@ def test_valid_json_of_the_wrong_shape_is_a_422_not_malformed(probe_app, probe, 
         response = probe.post(
             "/api/v1/probe/pages", headers=host_of(tenant), data=raw, content_type="application/json"
         )
-        assert_error(response, 422, "unprocessable_entity")
+        assert_api_error(response, 422, "unprocessable_entity")
     assert _page_count(probe_app, tenant) == 0
 
 
@@ -145,7 +133,7 @@ def test_wrong_content_type_is_a_415_and_creates_nothing(probe_app, probe, tenan
     response = probe.post(
         "/api/v1/probe/pages", headers=host_of(tenant), data=payload, content_type=content_type
     )
-    error = assert_error(response, 415, "unsupported_media_type")
+    error = assert_api_error(response, 415, "unsupported_media_type")
     assert error["details"]["content_type"] == content_type
     assert _page_count(probe_app, tenant) == 0
 
@@ -157,7 +145,7 @@ def test_oversized_body_is_a_413_and_creates_nothing(probe_app, probe, tenant, s
     response = probe.post(
         "/api/v1/probe/pages", headers=host_of(tenant), data=payload, content_type="application/json"
     )
-    assert_error(response, 413, "request_entity_too_large")
+    assert_api_error(response, 413, "request_entity_too_large")
     assert _page_count(probe_app, tenant) == 0
 
 
@@ -173,7 +161,7 @@ def test_a_body_just_under_the_limit_is_accepted(probe_app, probe, tenant, setti
 
 def test_invalid_values_are_a_422_with_the_fields_in_details(probe_app, probe, tenant):
     response = probe.post("/api/v1/probe/pages", headers=host_of(tenant), json={"slug": 42})
-    error = assert_error(response, 422, "unprocessable_entity")
+    error = assert_api_error(response, 422, "unprocessable_entity")
     assert set(error["details"]["json"]) == {"slug", "title"}
     assert _page_count(probe_app, tenant) == 0
 
@@ -181,7 +169,7 @@ def test_invalid_values_are_a_422_with_the_fields_in_details(probe_app, probe, t
 @pytest.mark.parametrize("host", ["tenant", "platform"])
 def test_unknown_api_route_is_a_json_404(probe, tenant, host):
     headers = host_of(tenant) if host == "tenant" else {"Host": "localhost"}
-    assert_error(probe.get("/api/v1/no-such-thing", headers=headers), 404, "not_found")
+    assert_api_error(probe.get("/api/v1/no-such-thing", headers=headers), 404, "not_found")
 
 
 def test_unknown_web_route_is_an_html_404(probe, tenant):
@@ -192,23 +180,23 @@ def test_unknown_web_route_is_an_html_404(probe, tenant):
 
 def test_a_client_asking_for_json_gets_json_errors_on_web_routes(probe, tenant):
     response = probe.get("/no-such-page", headers={**host_of(tenant), "Accept": "application/json"})
-    assert_error(response, 404, "not_found")
+    assert_api_error(response, 404, "not_found")
 
 
 @pytest.mark.parametrize("method", ["DELETE", "PUT", "PATCH"])
 def test_wrong_method_is_a_json_405_with_allow(probe, tenant, method):
     response = probe.open("/api/v1/pages/about", method=method, headers=host_of(tenant))
-    assert_error(response, 405, "method_not_allowed")
+    assert_api_error(response, 405, "method_not_allowed")
     assert {"GET", "HEAD"} <= {m.strip() for m in response.headers["Allow"].split(",")}
 
 
 def test_other_http_errors_keep_the_format(probe, tenant):
-    assert_error(probe.get("/api/v1/probe/teapot", headers=host_of(tenant)), 418, "im_a_teapot")
+    assert_api_error(probe.get("/api/v1/probe/teapot", headers=host_of(tenant)), 418, "im_a_teapot")
 
 
 def test_unexpected_exception_is_a_500_with_a_request_id_and_no_internals(probe, tenant):
     response = probe.get("/api/v1/probe/boom", headers=host_of(tenant))
-    error = assert_error(response, 500, "internal_error")
+    error = assert_api_error(response, 500, "internal_error")
     request_id = response.headers["X-Request-ID"]
     assert request_id and request_id in error["message"]
     for leak in ("Traceback", "RuntimeError", "hunter2", ".py", "raise "):
@@ -239,7 +227,7 @@ def database_down_app(make_app: Callable[..., Flask]) -> Flask:
 def test_database_down_is_a_503_with_retry_after(database_down_app):
     client = database_down_app.test_client()
     api = client.get("/api/v1/pages/", headers={"Host": "someone.localhost"})
-    assert_error(api, 503, "service_unavailable")
+    assert_api_error(api, 503, "service_unavailable")
     assert int(api.headers["Retry-After"]) > 0
     page = client.get("/", headers={"Host": "someone.localhost"})
     assert page.status_code == 503

@@ -10,21 +10,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from bilten_core.db import db
-from bilten_core.testing import host_of
+from bilten_core.testing import assert_api_error, host_of
 from tenants.service import add_domain, set_status
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    """The response is ``status`` with exactly the kernel's JSON error body; return its ``error``."""
-    assert response.status_code == status, response.text
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert isinstance(body["error"]["details"], dict)
-    return body["error"]
 
 
 def _counts(app: Flask) -> tuple[int, int]:
@@ -58,7 +45,7 @@ def test_unknown_host_gets_a_plain_404_page(client):
 
 def test_unknown_host_gets_json_on_the_api(client):
     response = client.get("/api/v1/pages/", headers={"Host": "nobody-here.localhost"})
-    error = assert_error(response, 404, "unknown_host")
+    error = assert_api_error(response, 404, "unknown_host")
     assert "nobody-here.localhost" in error["message"]
 
 
@@ -101,7 +88,7 @@ def test_hostile_host_header_is_a_400_and_changes_nothing(app, client, host, pat
     response = client.post(path, environ_overrides={"HTTP_HOST": host}, json={"slug": "x"})
     assert response.status_code == 400
     if path.startswith("/api/"):
-        assert_error(response, 400, "bad_host")
+        assert_api_error(response, 400, "bad_host")
     else:
         assert response.mimetype == "text/html"
     assert "<script>" not in response.text

@@ -30,17 +30,7 @@ from plugins.pages.models import Page
 from plugins.pages.services import create_page
 from tenants.service import delete_tenant, set_plugin, set_status
 
-
-@pytest.fixture(scope="module")
-def jobs_app(app, make_app):
-    return probe.build_app(make_app)
-
-
-@pytest.fixture(autouse=True)
-def clean(jobs_app):
-    probe.reset(jobs_app)
-    with jobs_app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("clean_jobs")
 
 
 def page_titles(app, tenant):

@@ -39,16 +39,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def jobs_app(app, make_app):
-    return probe.build_app(make_app)
-
-
-@pytest.fixture(autouse=True)
-def clean(jobs_app):
-    probe.reset(jobs_app)
-    with jobs_app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("clean_jobs")
 
 
 @pytest.fixture

@@ -11,17 +11,7 @@ from bilten_core.notifications import Notification, notify_staff
 from bilten_core.tenancy.context import TenantRequired, tenant_context
 from tenants.service import set_plugin
 
-
-@pytest.fixture(scope="module")
-def jobs_app(app, make_app):
-    return probe.build_app(make_app)
-
-
-@pytest.fixture(autouse=True)
-def clean(jobs_app):
-    probe.reset(jobs_app)
-    with jobs_app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("clean_jobs")
 
 
 def stored(app, tenant):

@@ -20,17 +20,7 @@ from plugins.pages.models import Page
 from plugins.pages.services import create_page
 from tenants.service import set_plugin
 
-
-@pytest.fixture(scope="module")
-def jobs_app(app, make_app):
-    return probe.build_app(make_app)
-
-
-@pytest.fixture(autouse=True)
-def clean(jobs_app):
-    probe.reset(jobs_app)
-    with jobs_app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("clean_jobs")
 
 
 class RedisOutage:

@@ -1,0 +1,128 @@
+"""Bilten's pages in a real browser: WCAG 2.2 AA (axe-core), a phone's screen, and the keyboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page
+
+from tests.browser.conftest import LONG_NAME, PHONE, Site
+
+# axe-core's tags for WCAG 2.0, 2.1 and 2.2, levels A and AA. (WCAG 2.2's new level A criteria
+# have no automated rule, so axe-core has a "wcag22aa" tag but no "wcag22a".)
+WCAG_AA_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": WCAG_AA_TAGS}, "resultTypes": ["violations"]}
+MIN_TARGET = 24  # CSS px, WCAG 2.2 success criterion 2.5.8 (target size, minimum)
+
+# Links and controls smaller than MIN_TARGET, except inline links inside a sentence (2.5.8's
+# "inline" exception) and elements parked off-screen until focused (the skip link).
+SMALL_TARGETS_JS = """(min) => {
+  const selector = 'a[href], button, input:not([type=hidden]), select, textarea, [role=button]';
+  const small = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (box.width === 0 || box.height === 0 || style.visibility === 'hidden') continue;
+    if (box.right <= 0 || box.bottom <= 0) continue;
+    if (box.width >= min && box.height >= min) continue;
+    const ownText = el.textContent.trim();
+    const inSentence = style.display === 'inline' && el.parentElement.textContent.trim() !== ownText;
+    if (inSentence) continue;
+    small.push(`<${el.tagName.toLowerCase()}> "${ownText}": ${box.width.toFixed(1)}x${box.height.toFixed(1)}`);
+  }
+  return small;
+}"""
+
+
+@dataclass(frozen=True)
+class Visit:
+    name: str
+    url: Callable[[Site], str]
+    status: int
+    text: str  # something the visitor must read on that page
+
+    def open(self, page: Page, site: Site) -> None:
+        response = page.goto(self.url(site))
+        assert response is not None
+        assert response.status == self.status, f"{self.name}: HTTP {response.status}"
+        assert self.text in page.inner_text("main"), f"{self.name}: {self.text!r} is not on the page"
+
+
+VISITS = [
+    Visit("platform home", lambda site: site.platform(), 200, "multi-tenant event ticketing"),
+    Visit("tenant home", lambda site: site.tenant(), 200, LONG_NAME),
+    Visit("pages index", lambda site: site.tenant("/pages/"), 200, "Getting there"),
+    Visit("a page", lambda site: site.tenant("/pages/getting-there"), 200, "Buses stop outside the hall."),
+    Visit("unknown page", lambda site: site.tenant("/pages/no-such-page"), 404, "Page not found"),
+    Visit("unknown host", lambda site: site.unknown_host(), 404, "No site is served at"),
+    Visit("suspended tenant", lambda site: site.suspended("/pages/about"), 403, "is suspended"),
+]
+by_name = pytest.mark.parametrize("visit", VISITS, ids=[visit.name for visit in VISITS])
+
+
+def describe(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for violation in violations:
+        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} <{violation['helpUrl']}>")
+        for node in violation["nodes"]:
+            target = " ".join(str(selector) for selector in node["target"])
+            summary = (node.get("failureSummary") or "").replace("\n", " ")
+            lines.append(f"    {target}: {summary}")
+    return "\n".join(lines)
+
+
+@by_name
+@pytest.mark.parametrize("screen", ["desktop_page", "phone_page"], ids=["desktop", "phone"])
+def test_the_page_has_no_wcag_2_2_aa_violations(
+    visit: Visit, screen: str, site: Site, request: pytest.FixtureRequest
+) -> None:
+    page: Page = request.getfixturevalue(screen)
+    visit.open(page, site)
+
+    violations = Axe().run(page, options=AXE_OPTIONS).response["violations"]
+
+    assert not violations, f"{visit.name} on a {screen}:\n{describe(violations)}"
+
+
+@by_name
+def test_the_page_fits_a_phone_and_its_targets_are_big_enough_to_tap(
+    visit: Visit, site: Site, phone_page: Page
+) -> None:
+    visit.open(phone_page, site)
+
+    scroll_width = phone_page.evaluate("document.documentElement.scrollWidth")
+    inner_width = phone_page.evaluate("window.innerWidth")
+    assert inner_width == PHONE["viewport"]["width"]
+    assert scroll_width <= inner_width, f"{visit.name} scrolls sideways: {scroll_width}px wide on a {inner_width}px screen"
+    small = phone_page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)
+    assert not small, f"{visit.name}: targets under {MIN_TARGET}x{MIN_TARGET} px: {small}"
+
+
+@by_name
+def test_the_skip_link_is_the_first_tab_stop_and_moves_focus_to_the_content(
+    visit: Visit, site: Site, desktop_page: Page
+) -> None:
+    visit.open(desktop_page, site)
+
+    desktop_page.keyboard.press("Tab")
+    focused = desktop_page.evaluate(
+        "(() => { const el = document.activeElement; const box = el.getBoundingClientRect();"
+        " return {cls: el.className, href: el.getAttribute('href'), top: box.top, left: box.left,"
+        " bottom: box.bottom, right: box.right}; })()"
+    )
+    assert focused["cls"] == "skip-link" and focused["href"] == "#main", f"first Tab stop: {focused}"
+    viewport = desktop_page.viewport_size
+    assert viewport is not None
+    assert focused["left"] >= 0 and focused["top"] >= 0, f"the focused skip link is off-screen: {focused}"
+    assert focused["right"] <= viewport["width"] and focused["bottom"] <= viewport["height"]
+
+    desktop_page.keyboard.press("Enter")
+    assert desktop_page.evaluate("document.activeElement.id") == "main"
+    desktop_page.keyboard.press("Tab")
+    in_main = desktop_page.evaluate("document.getElementById('main').contains(document.activeElement)")
+    next_stop = desktop_page.evaluate("document.activeElement.outerHTML.slice(0, 80)")
+    assert in_main or visit.name in {"tenant home"}, f"after the skip link, Tab went to {next_stop}"
