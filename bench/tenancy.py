@@ -42,6 +42,7 @@ from werkzeug.test import EnvironBuilder
 from bench import benchroute
 from bilten_core.app import create_app
 from bilten_core.config import PROJECT_ROOT, Settings, load_settings
+from bilten_core.dbadmin import drop_database, recreate_database
 from bilten_core.tenancy.context import TenantInfo
 
 PLATFORM_HOST = "localhost"
@@ -101,24 +102,6 @@ def server_urls() -> tuple[str, str, Any]:
 
     embedded = start_embedded(PROJECT_ROOT / "instance" / "bench")
     return database_url or embedded.database_url, redis_url or embedded.redis_url, embedded
-
-
-def fresh_database(server_url: str, name: str) -> str:
-    url = sa.make_url(load_settings(database_url=server_url).database.url or "")
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(database_url: str) -> None:
-    url = sa.make_url(database_url)
-    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def bench_settings(database_url: str, redis_url: str, instance: str) -> Settings:
@@ -352,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         args.tenants, args.requests = min(args.tenants, 20), min(args.requests, 1000)
 
     server_url, redis_url, embedded = server_urls()
-    database_url = fresh_database(server_url, args.database)
+    database_url = recreate_database(server_url, args.database)
     instance = tempfile.mkdtemp(prefix="bilten-bench-")
     settings = bench_settings(database_url, redis_url, instance)
     parallelism = args.parallelism or settings.tenancy.migrate_parallelism

@@ -14,11 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
 from bilten_core.config import PROJECT_ROOT, Settings, load_settings
+from bilten_core.dbadmin import recreate_database
 from bilten_core.tenancy.context import TenantInfo
 
 os.environ.setdefault("BILTEN_ENV", "test")
@@ -46,14 +46,7 @@ def server_urls() -> Iterator[tuple[str, str]]:
 @pytest.fixture(scope="session")
 def database_url(server_urls: tuple[str, str]) -> str:
     """A fresh, empty database for this test session on the configured server."""
-    admin_url = sa.make_url(load_settings(database_url=server_urls[0]).database.url or "")
-    name = TEST_DATABASE
-    admin = sa.create_engine(admin_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return admin_url.set(database=name).render_as_string(hide_password=False)
+    return recreate_database(server_urls[0], TEST_DATABASE)
 
 
 @pytest.fixture(scope="session")
