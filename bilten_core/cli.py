@@ -39,7 +39,7 @@ def migrate(status: bool, parallelism: int | None, report: Path | None) -> None:
     click.echo(f"shared schema: {_revs(before)} -> {_revs(after)}")
     tenants = active_tenants()
     parallelism = parallelism or kernel().settings.tenancy.migrate_parallelism
-    with tqdm(total=len(tenants), desc="tenants", unit="tenant", file=sys.stderr) as bar:
+    with tqdm(total=len(tenants), desc="tenants", unit="tenant", file=sys.stderr, disable=not tenants) as bar:
         result = migrator.upgrade_tenants(tenants, parallelism=parallelism, on_done=lambda _o: bar.update())
     changed = [o for o in result.outcomes if o.status in ("migrated", "failed")]
     for outcome in changed:
