@@ -6,6 +6,7 @@
 #   make typecheck  mypy
 #   make bench      the tenancy benchmark (BENCH_ARGS=--quick for a short run)
 #   make lock       pin new dependencies after changing pyproject.toml (LOCK_ARGS=--upgrade: newest of all)
+#   make messages   re-extract and compile the translation catalogs after changing strings
 #   make clean      remove the virtual environment and caches (the data under instance/ stays)
 #
 # Without DATABASE_URL / REDIS_URL, `run` and `test` start embedded PostgreSQL and Redis under
@@ -24,7 +25,7 @@ DEV_STAMP     := $(VENV)/.installed-dev
 # The third-party-style plugin the tests install like any other distribution.
 TEST_PLUGIN := tests/plugins/bilten_hello
 
-.PHONY: run test lint typecheck bench lock clean
+.PHONY: run test lint typecheck bench lock messages clean
 
 run: $(RUNTIME_STAMP)
 	$(BIN)/bilten run
@@ -66,6 +67,11 @@ lock: $(DEV_STAMP)
 	$(PIP) install --quiet pip-tools
 	$(PIP_COMPILE) -o $(RUNTIME_LOCK) pyproject.toml
 	$(PIP_COMPILE) --extra dev -c $(RUNTIME_LOCK) -o $(DEV_LOCK) pyproject.toml
+
+messages: $(DEV_STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext -o bilten_core/translations/messages.pot bilten_core plugins tenants
+	$(BIN)/pybabel update -i bilten_core/translations/messages.pot -d bilten_core/translations
+	$(BIN)/pybabel compile -d bilten_core/translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -13,6 +13,7 @@ import sqlalchemy.exc
 import structlog
 from flask import Flask, Response, g, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from werkzeug.exceptions import HTTPException
 
 log = structlog.get_logger("bilten.errors")
@@ -56,6 +57,17 @@ def _code_for(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
+_STOCK_MESSAGES = {
+    400: lazy_gettext("The request could not be understood."),
+    404: lazy_gettext("This page does not exist."),
+    405: lazy_gettext("This method is not allowed here."),
+    413: lazy_gettext("The request body is too large."),
+    415: lazy_gettext("This type of content is not accepted here."),
+    422: lazy_gettext("The request is well-formed but some values are invalid."),
+    429: lazy_gettext("Too many requests. Please wait a moment and try again."),
+}
+
+
 def handle_http_exception(exc: HTTPException) -> Response:
     if isinstance(exc, ApiError):
         response = error_response(exc.code or 400, exc.error_code, exc.description or "", exc.details)
@@ -65,8 +77,9 @@ def handle_http_exception(exc: HTTPException) -> Response:
         if isinstance(data, dict) and "messages" in data:  # webargs validation errors
             details = data["messages"]
         message = str(exc.description or exc.name)
-        if exc.code == 422:
-            message = _("The request is well-formed but some values are invalid.")
+        # Werkzeug's stock descriptions are English-only: say the common ones in the visitor's language.
+        if exc.description == type(exc).description and exc.code in _STOCK_MESSAGES:
+            message = str(_STOCK_MESSAGES[exc.code])
         response = error_response(exc.code or 500, _code_for(exc), message, details)
     if exc.code == 405 and (allowed := exc.get_response().headers.get("Allow")):
         response.headers["Allow"] = allowed

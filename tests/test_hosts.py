@@ -43,6 +43,19 @@ def test_unknown_host_gets_a_plain_404_page(client):
     assert "No site is served at nobody-here.localhost" in response.text
 
 
+def test_the_error_pages_of_unknown_and_suspended_hosts_get_the_stylesheet(app, client, make_tenant):
+    suspended = make_tenant("styled", display_name="Styled Org")
+    with app.app_context():
+        set_status(suspended.slug, "suspended", "unpaid invoice")
+    for host in ("nobody-here.localhost", suspended.primary_domain):
+        page = client.get("/", headers={"Host": host})
+        assert page.status_code in (403, 404), host
+        assert "/static/bilten.css" in page.text
+        stylesheet = client.get("/static/bilten.css", headers={"Host": host})
+        assert stylesheet.status_code == 200, host
+        assert stylesheet.mimetype == "text/css"
+
+
 def test_unknown_host_gets_json_on_the_api(client):
     response = client.get("/api/v1/pages/", headers={"Host": "nobody-here.localhost"})
     error = assert_api_error(response, 404, "unknown_host")

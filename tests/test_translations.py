@@ -31,4 +31,4 @@ def test_every_marked_string_is_in_the_message_catalog():
     with (TRANSLATIONS / "messages.pot").open("rb") as pot:
         in_catalog = {message.id if isinstance(message.id, str) else message.id[0] for message in read_po(pot)}
     missing = sorted(in_code - in_catalog - {""})
-    assert not missing, f"run `{EXTRACT}` and update the catalogs; not in messages.pot: {missing}"
+    assert not missing, f"run `make messages` ({EXTRACT}, then update and compile); not in messages.pot: {missing}"

@@ -26,6 +26,10 @@ def resolve_tenant():  # type: ignore[no-untyped-def]
     except BadHost as exc:
         return error_response(400, "bad_host", _("The Host header is not valid: %(why)s.", why=str(exc)))
     g.host = host
+    if request.endpoint == "static":
+        # The kernel's own assets are the same on every host, and the error pages of an unknown
+        # host or a suspended tenant need its stylesheet as much as any other page.
+        return None
     if host in k.platform_hosts:
         g.tenant = None
         if _blueprint_root() in k.blueprint_owners:

@@ -25,7 +25,7 @@ from plugins.pages.services import create_page
 from tenants.service import create_tenant, set_status
 
 INSTALL_HINT = (
-    "Chromium is not installed: run `apt-get install chromium` (Debian/Ubuntu; Playwright's own "
+    "no `chromium` on the PATH: install it (`apt-get install chromium` on Debian; Playwright's own "
     "browser download is not used) to run the browser tests"
 )
 # Quiet, offline and container-friendly: no sandbox (CI runs as root), no GPU, no phoning home.
