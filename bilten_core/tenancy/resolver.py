@@ -10,6 +10,7 @@ other entries that are about to expire, so serving many hosts costs few database
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections import OrderedDict
 from itertools import islice
@@ -33,6 +34,7 @@ class TenantResolver:
         self._entries: OrderedDict[str, tuple[float, TenantInfo | None]] = OrderedDict()
         self._generation: int | None = None
         self._generation_checked = 0.0
+        self._lock = threading.Lock()
 
     def resolve(self, host: str) -> TenantInfo | None:
         """The tenant served on ``host`` (active or suspended), or ``None`` for an unknown host."""
@@ -46,11 +48,13 @@ class TenantResolver:
         hosts = [host, *self._expiring_soon(now + self.ttl / 2, host)]
         found = self.load_by_hosts(hosts)
         expires = now + self.ttl
-        for name in hosts:
-            self._entries[name] = (expires, found.get(name))
-            self._entries.move_to_end(name)
-        while len(self._entries) > self.max_size:
-            self._entries.popitem(last=False)
+        # Misses only: request threads (gunicorn --threads) must not reorder the cache at once.
+        with self._lock:
+            for name in hosts:
+                self._entries[name] = (expires, found.get(name))
+                self._entries.move_to_end(name)
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
         return found.get(host)
 
     def _expiring_soon(self, before: float, requested: str) -> list[str]:
@@ -67,7 +71,8 @@ class TenantResolver:
 
     def invalidate(self) -> None:
         """Drop this process's cache and tell every other process to drop theirs."""
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
         if self.redis is not None:
             # If Redis is down, other processes still expire their entries by TTL.
             with contextlib.suppress(Exception):
@@ -83,7 +88,8 @@ class TenantResolver:
             return  # Redis down: entries still expire by TTL
         generation = int(value or 0)
         if generation != self._generation:
-            self._entries.clear()
+            with self._lock:
+                self._entries.clear()
             self._generation = generation
 
     # Lookups use their own short connection, not the request's session: the session's
