@@ -12,6 +12,9 @@ from bilten_core.errors import ApiError
 
 API_PREFIX = "/api/v1"
 JSON_METHODS = {"POST", "PUT", "PATCH"}
+# Every list endpoint pages with these (flask-smorest's ``paginate``: ``page``, ``page_size``).
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
 
 
 class Api(SmorestApi):

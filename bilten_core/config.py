@@ -70,15 +70,12 @@ class MailSettings(BaseModel):
 
 class ApiSettings(BaseModel):
     max_body_bytes: int = 1_048_576
-    page_size_default: int = 25
-    page_size_max: int = 100
 
 
 class JobSettings(BaseModel):
     queues: list[str] = Field(default_factory=lambda: ["default", "mail", "media", "webhooks"])
     outbox_sweep_seconds: int = 30
     outbox_max_attempts: int = 10
-    run_synchronously: bool = False
 
 
 class Settings(BaseSettings):

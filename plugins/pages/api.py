@@ -5,6 +5,7 @@ from typing import Any
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
 
+from bilten_core.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from plugins.pages import services
 
 blueprint = Blueprint("pages_api", __name__, url_prefix="/pages", description="Content pages of a tenant")
@@ -18,9 +19,13 @@ class PageSchema(Schema):
 
 @blueprint.route("/")
 @blueprint.response(200, PageSchema(many=True))
-def list_pages() -> Any:
-    """Published pages, by title."""
-    return services.published_pages()
+@blueprint.paginate(page_size=DEFAULT_PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
+def list_pages(pagination_parameters: Any) -> Any:
+    """Published pages, by title; ``page`` and ``page_size`` page through them (see ``X-Pagination``)."""
+    pagination_parameters.item_count = services.count_published()
+    return services.published_pages(
+        offset=pagination_parameters.first_item, limit=pagination_parameters.page_size
+    )
 
 
 @blueprint.route("/<slug>")

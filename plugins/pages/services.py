@@ -8,8 +8,14 @@ from bilten_core.db import db
 from plugins.pages.models import Page
 
 
-def published_pages() -> list[Page]:
-    return list(db.session.scalars(sa.select(Page).where(Page.published).order_by(Page.title)))
+def published_pages(offset: int = 0, limit: int | None = None) -> list[Page]:
+    """Published pages by title (then id, so that pages of results are stable)."""
+    query = sa.select(Page).where(Page.published).order_by(Page.title, Page.id).offset(offset).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def count_published() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Page).where(Page.published)) or 0
 
 
 def published_page(slug: str) -> Page | None:
