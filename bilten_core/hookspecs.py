@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bilten_core.permissions import Permission
     from bilten_core.tenancy.context import TenantInfo
     from bilten_core.tenant_settings import SettingsSpec
+    from bilten_core.web import NavLink
 
 hookspec = pluggy.HookspecMarker("bilten")
 
@@ -172,6 +173,15 @@ def template_context() -> dict[str, Any] | None:
     """Extra variables for every template rendered on a tenant host; return a dict.
 
     Runs once per rendered template with the tenant in context.
+    """
+
+
+@hookspec
+def site_navigation() -> list[NavLink] | None:
+    """Links for the header of a tenant's site: return :class:`bilten_core.web.NavLink` objects.
+
+    Runs once per page rendered on a tenant host, with the tenant in context, for the plugins it
+    has enabled. Links are shown by ``order``, then label; keep it cheap (no queries).
     """
 
 

@@ -269,6 +269,16 @@ def test_hook_template_context_adds_variables_only_for_tenants_with_the_plugin_o
             assert render_template_string(template) == expected
 
 
+def test_hook_site_navigation_links_the_plugin_only_on_tenants_with_it_on(client, hello_on, hello_off):
+    with_link = client.get("/", headers=host_of(hello_on)).get_data(as_text=True)
+    without = client.get("/", headers=host_of(hello_off)).get_data(as_text=True)
+
+    assert '<a href="/hello/">Say hello</a>' in with_link
+    assert "Say hello" not in without
+    # Links come in order: hello (50) before the pages plugin's About (90).
+    assert with_link.index("Say hello") < with_link.index(">About<")
+
+
 # --- Migrations and the command line -----------------------------------------------------------
 
 

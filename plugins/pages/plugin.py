@@ -7,6 +7,7 @@ from typing import Any
 
 from bilten_core import PluginMeta, hookimpl
 from bilten_core.migrations import MigrationSource
+from bilten_core.web import NavLink
 
 PLUGIN = PluginMeta(title="Pages", description="About, FAQ and venue pages on the tenant's site.")
 HERE = Path(__file__).parent
@@ -29,6 +30,14 @@ def register_api(app: Any) -> list[Any]:
 @hookimpl
 def register_migrations() -> MigrationSource:
     return MigrationSource(tenant=HERE / "migrations" / "tenant")
+
+
+@hookimpl
+def site_navigation() -> list[NavLink]:
+    from flask import url_for
+    from flask_babel import gettext as _
+
+    return [NavLink(_("About"), url_for("pages.index"), order=90)]
 
 
 @hookimpl

@@ -21,6 +21,7 @@ from bilten_core.outbox import Event
 from bilten_core.permissions import Permission
 from bilten_core.tenancy.context import TenantInfo
 from bilten_core.tenant_settings import SettingsSpec
+from bilten_core.web import NavLink
 
 # On for every tenant unless the tenant turns it off (`bilten tenants plugin <slug> hello off`).
 # An opt-in plugin sets default_enabled=False; essential=True would forbid turning it off.
@@ -127,6 +128,11 @@ def handle_event(event: Event) -> None:
 def template_context() -> dict[str, Any]:
     # Cheap on purpose: this runs for every template a tenant site renders.
     return {"hello_url": url_for("hello.index")}
+
+
+@hookimpl
+def site_navigation() -> list[NavLink]:
+    return [NavLink(_("Say hello"), url_for("hello.index"), order=50)]
 
 
 @hookimpl
