@@ -196,9 +196,21 @@ def tenants_domain(slug: str, hostname: str, verified: bool, primary: bool) -> N
         click.echo(f"{domain.hostname} now serves {slug}")
     else:
         click.echo(
-            f"{domain.hostname} added; create a DNS TXT record _bilten.{domain.hostname} = "
-            f"{domain.verification_token}, then verify it"
+            f"{domain.hostname} added, not serving yet. Ask its owner for a DNS TXT record "
+            f"_bilten.{domain.hostname} = {domain.verification_token}; once it is there, run "
+            f"`bilten tenants verify-domain {domain.hostname}`"
         )
+
+
+@tenants.command("verify-domain", help="Mark a custom domain verified, so that it serves its tenant.")
+@click.argument("hostname")
+@click.option("--primary", is_flag=True, help="Also make it the tenant's canonical domain.")
+@_tenant_errors
+def tenants_verify_domain(hostname: str, primary: bool) -> None:
+    from tenants.service import verify_domain
+
+    domain = verify_domain(hostname, primary=primary)
+    click.echo(f"{domain.hostname} now serves {domain.tenant.slug}" + (" as its primary domain" if primary else ""))
 
 
 cli.add_command(devserver.run)

@@ -141,6 +141,24 @@ def add_domain(slug: str, hostname: str, *, verified: bool = False, primary: boo
     return domain
 
 
+def verify_domain(hostname: str, *, primary: bool = False) -> Domain:
+    """Mark a custom domain verified (its owner proved control of it), so that it serves.
+
+    ``primary`` makes it the tenant's canonical domain, the one links in mail are built from.
+    """
+    domain = db.session.scalar(sa.select(Domain).where(Domain.hostname == hostname.strip().lower().rstrip(".")))
+    if domain is None:
+        raise TenantError(f"no tenant has the domain {hostname}")
+    if domain.verified_at is None:
+        domain.verified_at = datetime.now(UTC)
+    if primary:
+        for other in domain.tenant.domains:
+            other.is_primary = other is domain
+    db.session.commit()
+    kernel().resolver.invalidate()
+    return domain
+
+
 def delete_tenant(slug: str) -> datetime:
     """Soft-delete: the tenant stops serving at once; its schema is dropped after the grace period."""
     k = kernel()

@@ -127,6 +127,36 @@ def test_verified_custom_domain_serves_the_tenant(app, client, make_tenant):
     assert "Verified Org" in response.text
 
 
+def test_verifying_a_custom_domain_from_the_command_line_makes_it_serve_and_primary(app, client, make_tenant):
+    from click.testing import CliRunner
+
+    from bilten_core.cli import build_cli
+    from tenants.service import get_tenant, tenant_info
+
+    tenant = make_tenant("later", display_name="Later Org", domains=["tickets.later.example"])
+    assert client.get("/", headers={"Host": "tickets.later.example"}).status_code == 404
+
+    result = CliRunner().invoke(
+        build_cli(app), ["tenants", "verify-domain", "Tickets.Later.Example", "--primary"], obj=app
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"tickets.later.example now serves {tenant.slug} as its primary domain" in result.output
+    assert "Later Org" in client.get("/", headers={"Host": "tickets.later.example"}).text
+    with app.app_context():
+        assert tenant_info(get_tenant(tenant.slug)).primary_domain == "tickets.later.example"
+
+
+def test_verifying_an_unknown_domain_is_refused(app):
+    from click.testing import CliRunner
+
+    from bilten_core.cli import build_cli
+
+    result = CliRunner().invoke(build_cli(app), ["tenants", "verify-domain", "nobody.example"], obj=app)
+    assert result.exit_code == 1
+    assert "no tenant has the domain nobody.example" in result.output
+
+
 def _wait_for_status(client, host: str, status: int, timeout: float = 3.0) -> float:
     """Seconds until ``host`` answers ``status``; fails after ``timeout``."""
     started = time.monotonic()
