@@ -81,20 +81,21 @@ def tenant_job(
     name: str | None = None, queue: str = "default", retries: int = 3
 ) -> Callable[[Callable[..., Any]], JobDefinition]:
     """Declare a job that runs for one tenant, inside that tenant's schema."""
-
-    def wrap(func: Callable[..., Any]) -> JobDefinition:
-        return JobDefinition(name or _default_name(func), func, queue, retries, tenant_scoped=True)
-
-    return wrap
+    return _declare(name, queue, retries, tenant_scoped=True)
 
 
 def platform_job(
     name: str | None = None, queue: str = "default", retries: int = 3
 ) -> Callable[[Callable[..., Any]], JobDefinition]:
     """Declare a kernel job that spans tenants (outbox sweep, tenant purge); it has no tenant."""
+    return _declare(name, queue, retries, tenant_scoped=False)
 
+
+def _declare(
+    name: str | None, queue: str, retries: int, *, tenant_scoped: bool
+) -> Callable[[Callable[..., Any]], JobDefinition]:
     def wrap(func: Callable[..., Any]) -> JobDefinition:
-        return JobDefinition(name or _default_name(func), func, queue, retries, tenant_scoped=False)
+        return JobDefinition(name or _default_name(func), func, queue, retries, tenant_scoped=tenant_scoped)
 
     return wrap
 

@@ -8,13 +8,13 @@ holds a permission belongs to the auth layer; this module only knows which permi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from flask_babel import LazyString
 
 from bilten_core.kernel import Kernel, kernel
 from bilten_core.plugins import PluginManager
+from bilten_core.registry import OwnedRegistry
 
 # Dotted lower-case words, area first: "tenant.settings.manage", "events.publish".
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -42,49 +42,14 @@ class Permission:
             )
 
 
-class PermissionRegistry:
-    """Every declared permission by name, with the plugin that declared it."""
-
-    def __init__(self) -> None:
-        self._permissions: dict[str, Permission] = {}
-        self._owners: dict[str, str] = {}
-
-    def add(self, owner: str, permission: Permission) -> None:
-        if not isinstance(permission, Permission):
-            raise PermissionRegistryError(f"plugin {owner!r} registered {permission!r}, not a Permission")
-        if permission.name in self._permissions:
-            raise PermissionRegistryError(
-                f"permission {permission.name!r} is declared by both "
-                f"{self._owners[permission.name]!r} and {owner!r}"
-            )
-        self._permissions[permission.name] = permission
-        self._owners[permission.name] = owner
-
-    def get(self, name: str) -> Permission:
-        try:
-            return self._permissions[name]
-        except KeyError:
-            raise UnknownPermission(name) from None
-
-    def owner(self, name: str) -> str:
-        """The plugin that declared ``name``."""
-        self.get(name)
-        return self._owners[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._permissions
-
-    def __iter__(self) -> Iterator[Permission]:
-        return iter(sorted(self._permissions.values(), key=lambda p: p.name))
-
-    def __len__(self) -> int:
-        return len(self._permissions)
+PermissionRegistry = OwnedRegistry[Permission]
 
 
 def build_registry(plugins: PluginManager) -> PermissionRegistry:
-    registry = PermissionRegistry()
-    for owner, permission in plugins.collect("register_permissions"):
-        registry.add(owner, permission)
+    registry = PermissionRegistry(
+        "permission", Permission, lambda p: p.name, PermissionRegistryError, UnknownPermission
+    )
+    registry.collect(plugins, "register_permissions")
     return registry
 
 

@@ -9,7 +9,7 @@ cached for the length of the database session, which is one request, job or comm
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from bilten_core import audit
 from bilten_core.db import TenantModel, TenantSession, db
 from bilten_core.kernel import Kernel, kernel
 from bilten_core.plugins import PluginManager
+from bilten_core.registry import OwnedRegistry
 from bilten_core.tenancy.context import TenantInfo, current_tenant
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
@@ -80,46 +81,22 @@ class StoredSettings(TenantModel):
     updated_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
 
-class SettingsRegistry:
+class SettingsRegistry(OwnedRegistry[SettingsSpec]):
     """Every declared namespace, with the plugin that declared it."""
 
     def __init__(self) -> None:
-        self._specs: dict[str, SettingsSpec] = {}
-        self._owners: dict[str, str] = {}
-
-    def add(self, owner: str, spec: SettingsSpec) -> None:
-        if not isinstance(spec, SettingsSpec):
-            raise SettingsError(f"plugin {owner!r} registered {spec!r}, not a SettingsSpec")
-        if spec.namespace in self._specs:
-            raise SettingsError(
-                f"settings namespace {spec.namespace!r} is declared by both "
-                f"{self._owners[spec.namespace]!r} and {owner!r}"
-            )
-        self._specs[spec.namespace] = spec
-        self._owners[spec.namespace] = owner
-
-    def get(self, namespace: str) -> SettingsSpec:
-        spec = self._specs.get(namespace)
-        if spec is None:
-            raise UnknownNamespace(namespace)
-        return spec
-
-    def owner(self, namespace: str) -> str:
-        self.get(namespace)
-        return self._owners[namespace]
+        super().__init__(
+            "settings namespace", SettingsSpec, lambda spec: spec.namespace, SettingsError, UnknownNamespace
+        )
 
     def for_tenant(self, tenant: TenantInfo) -> list[SettingsSpec]:
         """The namespaces of the plugins ``tenant`` has enabled, by name."""
-        return [spec for spec in self if tenant.plugin_enabled(self._owners[spec.namespace])]
-
-    def __iter__(self) -> Iterator[SettingsSpec]:
-        return iter(sorted(self._specs.values(), key=lambda spec: spec.namespace))
+        return [spec for spec in self if tenant.plugin_enabled(self.owner(spec.namespace))]
 
 
 def build_registry(plugins: PluginManager) -> SettingsRegistry:
     registry = SettingsRegistry()
-    for owner, spec in plugins.collect("register_settings"):
-        registry.add(owner, spec)
+    registry.collect(plugins, "register_settings")
     return registry
 
 
