@@ -3,9 +3,8 @@
 Shared models live in the ``shared`` schema. Tenant models are declared in the placeholder
 schema ``tenant``, which never exists in the database; every session bind translates it to the
 current tenant's schema with ``schema_translate_map``. A query for tenant data with no tenant in
-context raises :class:`~bilten_core.tenancy.context.TenantRequired` (ORM or Core, through the
-session), and anything that slips past that, such as a raw connection, fails in PostgreSQL
-because the placeholder schema does not exist.
+context raises :class:`~bilten_core.tenancy.context.TenantRequired`, and anything that slips past
+that fails in PostgreSQL because the placeholder schema does not exist.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import sqlalchemy as sa
 from flask_sqlalchemy import SQLAlchemy
 from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.sql.util import find_tables
 
 from bilten_core.tenancy.context import TenantRequired, current_tenant_or_none
 
@@ -46,21 +44,12 @@ class TenantSession(FlaskSession):
             return _translated(engine, tenant.schema)
         if mapper is not None and _is_tenant_mapper(mapper):
             raise TenantRequired(f"{mapper} is tenant data and no tenant is in context")
-        if clause is not None and _touches_tenant_tables(clause):
-            raise TenantRequired("this statement reads or writes tenant tables and no tenant is in context")
         return engine
 
 
 def _is_tenant_mapper(mapper: Any) -> bool:
     table = getattr(getattr(mapper, "mapper", mapper), "local_table", None)
     return getattr(table, "schema", None) == TENANT_SCHEMA
-
-
-def _touches_tenant_tables(clause: Any) -> bool:
-    """Whether a Core statement names a tenant table (only checked when no tenant is in context)."""
-    if not isinstance(clause, sa.sql.ClauseElement):
-        return False
-    return any(table.schema == TENANT_SCHEMA for table in find_tables(clause, include_crud=True))
 
 
 def _translated(engine: Any, schema: str) -> Any:
