@@ -202,3 +202,17 @@ def deliver_notification(notification: Any) -> None:
     Runs in a worker with the tenant in context, after the notification was committed.
     ``notification`` is a :class:`bilten_core.notifications.Notification`. Returns nothing.
     """
+
+
+# --- Accounts -----------------------------------------------------------------------------------
+
+
+@hookspec
+def account_credentials_changed(account_id: str) -> None:
+    """An account's password was changed or reset: revoke what was issued on the old credentials.
+
+    Runs for every loaded plugin (accounts span tenants), in the transaction that changed the
+    password, with ``account_id`` the account's UUID as text; the tenant that served the change,
+    if any, is in context. End the account's web sessions and refresh tokens here. Returns
+    nothing; raising aborts the change.
+    """

@@ -1,0 +1,60 @@
+"""Fixtures for the account tests: an app with the auth probe plugin, a real SMTP server, tenants."""
+
+from __future__ import annotations
+
+import socket
+
+import auth_probe
+import job_probe
+import pytest
+from aiosmtpd.controller import Controller
+from auth_mail import Inbox
+
+from bilten_core.kernel import kernel
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def auth_app(app, make_app):
+    return make_app(extra_plugins=(("authprobe", auth_probe),))
+
+
+@pytest.fixture
+def auth_ctx(auth_app):
+    """Empty queues and probe records, then run the test inside ``auth_app``'s context."""
+    job_probe.reset(auth_app)
+    auth_probe.revoked.clear()
+    with auth_app.app_context():
+        yield auth_app
+
+
+@pytest.fixture
+def inbox(auth_app, monkeypatch):
+    """A running SMTP server on a free loopback port, which the app's mail settings point at."""
+    box = Inbox()
+    port = free_port()
+    settings = kernel(auth_app).settings.mail
+    monkeypatch.setattr(settings, "backend", "smtp")
+    monkeypatch.setattr(settings, "smtp_host", "127.0.0.1")
+    monkeypatch.setattr(settings, "smtp_port", port)
+    monkeypatch.setattr(settings, "smtp_starttls", False)
+    monkeypatch.setattr(settings, "smtp_timeout", 2.0)
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box
+    controller.stop(no_assert=True)
+
+
+@pytest.fixture
+def make_info(auth_app, make_tenant):
+    """A new tenant as ``auth_app`` sees it."""
+
+    def make(name="auth", **kwargs):
+        return job_probe.fresh_info(auth_app, make_tenant(name, **kwargs))
+
+    return make
