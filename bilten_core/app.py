@@ -12,6 +12,8 @@ from redis.retry import Retry
 
 from bilten_core import builtin
 from bilten_core.api import configure_api
+from bilten_core.auth.api_auth import configure_bearer_auth
+from bilten_core.auth.web import configure_accounts
 from bilten_core.cache import configure_cache
 from bilten_core.config import ConfigError, Settings, load_settings
 from bilten_core.db import db
@@ -58,7 +60,9 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[tuple[s
     configure_errors(app)
     configure_observability(app)
     configure_tenancy(app)
+    configure_bearer_auth(app)  # after tenancy: a token is checked against the tenant being served
     configure_web(app)
+    configure_accounts(app)
     _configure_plugin_routes(app, kernel)
     configure_jobs(app)
     install_session_listeners()

@@ -25,7 +25,41 @@ def register_permissions() -> list[Permission]:
         Permission("tenant.audit.view", lazy_gettext("Read the audit trail of who changed what")),
         Permission("tenant.plugins.manage", lazy_gettext("Turn features on and off for the organisation")),
         Permission("tenant.domains.manage", lazy_gettext("Add and verify the organisation's own domains")),
+        Permission("tenant.team.view", lazy_gettext("See who is on the team and their roles")),
+        Permission("tenant.team.manage", lazy_gettext("Add and remove team members and change their roles")),
+        Permission("tenant.roles.manage", lazy_gettext("Define the organisation's own roles")),
     ]
+
+
+@hookimpl
+def register_roles() -> list[Any]:
+    from bilten_core.auth.roles import OWNER, Role
+
+    # Plugins add their own permissions to these roles with RoleGrant (events.* to event_manager, ...).
+    return [
+        Role(OWNER, lazy_gettext("Owner"), all_permissions=True),
+        Role(
+            "admin",
+            lazy_gettext("Administrator"),
+            frozenset({
+                "tenant.settings.view", "tenant.settings.manage", "tenant.audit.view", "tenant.plugins.manage",
+                "tenant.domains.manage", "tenant.team.view", "tenant.team.manage", "tenant.roles.manage",
+            }),
+        ),
+        Role("event_manager", lazy_gettext("Event manager"), frozenset({"tenant.settings.view", "tenant.team.view"})),
+        Role("finance", lazy_gettext("Finance"), frozenset({"tenant.settings.view", "tenant.audit.view"})),
+        Role("box_office", lazy_gettext("Box office")),
+    ]
+
+
+@hookimpl(specname="app_configured")
+def configure_access(app: Any) -> None:
+    from bilten_core.auth.authorize import check_required_permissions
+    from bilten_core.auth.roles import configure_roles
+    from bilten_core.kernel import kernel
+
+    configure_roles(kernel(app))
+    check_required_permissions(app)
 
 
 @hookimpl
@@ -37,9 +71,45 @@ def register_settings() -> list[SettingsSpec]:
 
 @hookimpl
 def register_api(app: Any) -> list[Any]:
+    from bilten_core.auth.team_api import blueprint as team_blueprint
     from bilten_core.settings_api import blueprint
 
+    return [blueprint, team_blueprint]
+
+
+@hookimpl(specname="register_api")
+def register_token_api(app: Any) -> list[Any]:
+    from bilten_core.auth.token_api import blueprint
+
     return [blueprint]
+
+
+@hookimpl(specname="register_blueprints")
+def register_jwks(app: Any) -> list[Any]:
+    from bilten_core.auth.token_api import jwks_blueprint
+
+    return [jwks_blueprint]
+
+
+@hookimpl(specname="register_jobs")
+def register_token_jobs() -> list[Any]:
+    from bilten_core.auth.refresh_tokens import purge_refresh_tokens
+
+    return [purge_refresh_tokens]
+
+
+@hookimpl(specname="register_schedules")
+def register_token_schedules() -> list[Any]:
+    from bilten_core.jobs import Schedule
+
+    return [Schedule("kernel.purge-refresh-tokens", "kernel.purge_refresh_tokens", interval=24 * 3600)]
+
+
+@hookimpl(specname="account_credentials_changed")
+def revoke_refresh_tokens(account_id: str) -> None:
+    from bilten_core.auth.refresh_tokens import revoke_all_for_account
+
+    revoke_all_for_account(account_id, "credentials_changed")
 
 
 @hookimpl
@@ -88,3 +158,14 @@ def register_job_commands(cli: Any) -> None:
 
     cli.add_command(worker_command)
     cli.add_command(mail_command)
+
+
+# --- Accounts ----------------------------------------------------------------------------------
+
+
+@hookimpl(specname="account_credentials_changed")
+def end_web_sessions(account_id: str) -> None:
+    """A changed or reset password signs the account out of every browser."""
+    from bilten_core.auth.sessions import revoke_all
+
+    revoke_all(account_id)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from flask import Blueprint, Flask
     from flask_smorest import Blueprint as ApiBlueprint
 
+    from bilten_core.auth.roles import Role, RoleGrant
     from bilten_core.jobs import JobDefinition, Schedule
     from bilten_core.migrations import MigrationSource
     from bilten_core.outbox import Event
@@ -100,6 +101,19 @@ def register_permissions() -> list[Permission] | None:
     """Named permissions the plugin checks; return :class:`bilten_core.permissions.Permission` objects.
 
     Runs once in ``create_app``; a name registered twice is an error.
+    """
+
+
+@hookspec
+def register_roles() -> list[Role | RoleGrant] | None:
+    """Built-in roles, or more permissions for roles declared elsewhere.
+
+    Runs once in ``create_app``, after the permissions are collected. Return
+    :class:`bilten_core.auth.roles.Role` objects for new roles and
+    :class:`bilten_core.auth.roles.RoleGrant` objects to add the plugin's permissions to an
+    existing role (the kernel declares ``owner``, ``admin``, ``event_manager``, ``finance`` and
+    ``box_office``). A role declared twice, a grant to an unknown role or an undeclared
+    permission stops the app from starting.
     """
 
 

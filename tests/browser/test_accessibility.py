@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page, Request
+from flask import Flask
+from playwright.sync_api import Browser, Page, Request
+
+from bilten_core.auth.models import Account
+from bilten_core.auth.passwords import hash_password
+from bilten_core.db import db
+from tests.browser.conftest import DESKTOP, PHONE
 
 if TYPE_CHECKING:
     from tests.browser.conftest import Site
@@ -73,6 +81,13 @@ VISITS = [
     Visit("unknown page", lambda site: site.tenant("/pages/no-such-page"), 404, "Page not found"),
     Visit("unknown host", lambda site: site.unknown_host(), 404, "No site is served at"),
     Visit("suspended tenant", lambda site: site.suspended("/pages/about"), 403, "is suspended"),
+    Visit("sign in", lambda site: site.tenant("/account/sign-in"), 200, "Forgot your password?"),
+    Visit("platform sign in", lambda site: site.platform("/account/sign-in"), 200, "Email address"),
+    Visit("sign up", lambda site: site.tenant("/account/sign-up"), 200, "Create an account"),
+    Visit("check your mail", lambda site: site.tenant("/account/check-your-mail"), 200, "spam folder"),
+    Visit("confirm email", lambda site: site.tenant("/account/verify-email/a-mailed-secret"), 200, "Confirm my"),
+    Visit("forgot password", lambda site: site.tenant("/account/forgot-password"), 200, "Send the link"),
+    Visit("reset password", lambda site: site.tenant("/account/reset-password/a-mailed-secret"), 200, "New password"),
 ]
 by_name = pytest.mark.parametrize("visit", VISITS, ids=[visit.name for visit in VISITS])
 
@@ -140,3 +155,50 @@ def test_the_skip_link_is_the_first_tab_stop_and_moves_focus_to_the_content(
     desktop_page.keyboard.press("Tab")
     back_in_header = desktop_page.evaluate("document.querySelector('.site-header').contains(document.activeElement)")
     assert not back_in_header, "after the skip link, Tab went back to the header"
+
+
+def _verified_account(app: Flask, password: str) -> str:
+    email = f"a11y-{uuid.uuid4().hex[:8]}@example.org"
+    with app.app_context():
+        db.session.add(
+            Account(
+                email=email,
+                display_name="Ada Fan",
+                password_hash=hash_password(password),
+                email_verified_at=datetime.now(UTC),
+            )
+        )
+        db.session.commit()
+    return email
+
+
+@pytest.mark.parametrize("screen", ["desktop", "phone"])
+def test_signing_in_with_errors_and_the_account_page_pass_the_same_checks(
+    screen: str, site: Site, app: Flask, browser: Browser
+) -> None:
+    password = "correct horse battery staple"
+    email = _verified_account(app, password)
+    context = browser.new_context(**(PHONE if screen == "phone" else DESKTOP))  # its own cookies
+    page = context.new_page()
+    try:
+        page.goto(site.tenant("/account/sign-in"))
+        page.get_by_label("Email address").fill(email)
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Sign in").click()
+        assert page.get_by_role("alert").inner_text() == "The email or password is wrong."
+        violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+        assert not violations, f"sign-in with an error on a {screen}:\n{describe(violations)}"
+
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(site.tenant("/account/"))
+        assert "Your sessions" in page.inner_text("main")
+        violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+        assert not violations, f"account page on a {screen}:\n{describe(violations)}"
+        small = page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)
+        assert not small, f"account page: targets under {MIN_TARGET}x{MIN_TARGET} px: {small}"
+        assert page.viewport_size is not None
+        width = max(page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]"))
+        assert width <= page.viewport_size["width"], f"the account page scrolls sideways on a {screen}"
+    finally:
+        context.close()

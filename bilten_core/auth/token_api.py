@@ -1,0 +1,164 @@
+"""The token API on a tenant's host: sign in for tokens, refresh them, revoke them, and the JWKS.
+
+- ``POST /api/v1/auth/token``: email and password for an access token and a refresh token.
+- ``POST /api/v1/auth/refresh``: a refresh token for a new pair (the old refresh token dies).
+- ``POST /api/v1/auth/revoke``: sign out a refresh token's whole family (RFC 7009: always 204).
+- ``GET /.well-known/jwks.json``: the tenant's public signing keys, to verify access tokens.
+
+Failures are answered in the kernel's error format and recorded in the tenant's audit trail;
+a failed sign-in never says whether the address has an account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, jsonify
+from flask_babel import gettext as _
+from flask_smorest import Blueprint as ApiBlueprint
+from marshmallow import Schema, fields, validate
+
+from bilten_core import audit
+from bilten_core.auth import refresh_tokens, services
+from bilten_core.auth.access_tokens import DEFAULT_LIFETIME, mint_access_token
+from bilten_core.auth.models import EMAIL_MAX, Membership
+from bilten_core.auth.passwords import MAX_LENGTH as PASSWORD_MAX
+from bilten_core.auth.signing_keys import KeyRing
+from bilten_core.db import db
+from bilten_core.errors import ApiError
+from bilten_core.tenancy.context import current_tenant
+
+# Long enough for a client to cache between key rotations, short enough that a new key is seen
+# well within the time retired keys keep verifying (two hours).
+JWKS_MAX_AGE_SECONDS = 300
+# RFC 8176 method of a password sign-in; a second factor will add its own.
+PASSWORD_METHODS = ("pwd",)
+
+blueprint = ApiBlueprint(
+    "kernel_auth",
+    __name__,
+    url_prefix="/auth",
+    description=(
+        "API sign-in. Access tokens (JWT, Ed25519, about 15 minutes) go in `Authorization: Bearer`; "
+        "refresh tokens are opaque, single use and rotate on every refresh. Presenting a refresh "
+        "token that was already used revokes every token of that sign-in. Tokens are valid only "
+        "on the tenant that issued them; its public keys are at `/.well-known/jwks.json`."
+    ),
+)
+jwks_blueprint = Blueprint("kernel_jwks", __name__)
+
+
+class TokenRequestSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=EMAIL_MAX))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=PASSWORD_MAX))
+
+
+class RefreshTokenSchema(Schema):
+    refresh_token = fields.String(
+        required=True, validate=validate.Length(min=1, max=refresh_tokens.TOKEN_MAX), load_only=True
+    )
+
+
+class TokenPairSchema(Schema):
+    access_token = fields.String(required=True, metadata={"description": "A JWT for `Authorization: Bearer`"})
+    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds the access token lives"})
+    refresh_token = fields.String(required=True, metadata={"description": "Single use; keep it secret"})
+
+
+@blueprint.route("/token", methods=["POST"])
+@blueprint.arguments(TokenRequestSchema)
+@blueprint.response(200, TokenPairSchema)
+@blueprint.alt_response(401, schema="Error", description="`invalid_credentials`: wrong email or password")
+@blueprint.alt_response(403, schema="Error", description="`email_not_verified`: verify the address first")
+@blueprint.alt_response(422, schema="Error", description="Missing or oversized fields")
+def issue_tokens(body: dict[str, Any]) -> Any:
+    """Sign in with email and password for a token pair."""
+    tenant = current_tenant()
+    account = services.authenticate(body["email"], body["password"])
+    if account is None:
+        audit.record("auth.token_refused", "account", None, {"reason": "invalid_credentials"})
+        db.session.commit()
+        raise ApiError(401, "invalid_credentials", _("The email address or password is not correct."))
+    actor = audit.Actor("user", account.id)
+    if not account.is_verified:
+        audit.record("auth.token_refused", "account", account.id, {"reason": "email_not_verified"}, actor=actor)
+        db.session.commit()
+        raise ApiError(403, "email_not_verified", _("Confirm your email address before signing in."))
+    refresh_token = refresh_tokens.issue(account, tenant, auth_methods=PASSWORD_METHODS)
+    audit.record("auth.token_issued", "account", account.id, actor=actor)
+    pair = _pair(account.id, refresh_token, PASSWORD_METHODS)
+    db.session.commit()
+    return pair
+
+
+@blueprint.route("/refresh", methods=["POST"])
+@blueprint.arguments(RefreshTokenSchema)
+@blueprint.response(200, TokenPairSchema)
+@blueprint.alt_response(
+    401, schema="Error",
+    description="The refresh token is unknown, expired, revoked, of another tenant, or was already used "
+    "(`refresh_token_reused`: every token of that sign-in is now revoked)",
+)
+@blueprint.alt_response(422, schema="Error", description="Missing or oversized fields")
+def refresh(body: dict[str, Any]) -> Any:
+    """Exchange a refresh token for a new pair; the presented refresh token stops working."""
+    tenant = current_tenant()
+    try:
+        rotation = refresh_tokens.rotate(body["refresh_token"], tenant)
+    except refresh_tokens.RefreshTokenError as exc:
+        audit.record("auth.refresh_refused", "refresh_token", None, {"reason": exc.code})
+        db.session.commit()  # also commits the family's revocation when the token was reused
+        raise ApiError(401, exc.code, _("The refresh token is not valid. Sign in again.")) from None
+    audit.record(
+        "auth.token_refreshed", "account", rotation.account_id, {"family": rotation.family_id},
+        actor=audit.Actor("user", rotation.account_id),
+    )
+    pair = _pair(rotation.account_id, rotation.token, rotation.auth_methods)
+    db.session.commit()
+    return pair
+
+
+@blueprint.route("/revoke", methods=["POST"])
+@blueprint.arguments(RefreshTokenSchema)
+@blueprint.response(204)
+@blueprint.alt_response(422, schema="Error", description="Missing or oversized fields")
+def revoke(body: dict[str, Any]) -> Any:
+    """Sign out: revoke the refresh token and every token of its sign-in.
+
+    Answers 204 for unknown tokens too (RFC 7009), so the endpoint cannot be used to test tokens.
+    """
+    tenant = current_tenant()
+    record = refresh_tokens.find(body["refresh_token"])
+    if record is not None and record.tenant_id == tenant.id:
+        revoked = refresh_tokens.revoke_family(record.family_id, "signed_out")
+        audit.record(
+            "auth.refresh_revoked", "account", record.account_id, {"family": record.family_id, "tokens": revoked}
+        )
+        db.session.commit()
+    return None
+
+
+@jwks_blueprint.route("/.well-known/jwks.json")
+def jwks() -> Response:
+    """The tenant's public signing keys (RFC 7517), for clients that verify access tokens."""
+    response = jsonify(KeyRing.for_tenant(current_tenant()).jwks())
+    response.mimetype = "application/jwk-set+json"
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE_SECONDS}"
+    return response
+
+
+def _pair(account_id: str, refresh_token: str, auth_methods: tuple[str, ...]) -> dict[str, Any]:
+    tenant = current_tenant()
+    roles = db.session.scalars(
+        sa.select(Membership.role).where(Membership.account_id == account_id, Membership.tenant_id == tenant.id)
+    )
+    access_token = mint_access_token(account_id, tenant, roles=roles, auth_methods=auth_methods)
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": int(DEFAULT_LIFETIME.total_seconds()),
+        "refresh_token": refresh_token,
+    }
+
