@@ -13,6 +13,8 @@ from redis.retry import Retry
 from bilten_core import builtin
 from bilten_core.api import configure_api
 from bilten_core.auth.api_auth import configure_bearer_auth
+from bilten_core.auth.oidc_web import configure_oidc_pages
+from bilten_core.auth.throttle import configure_throttling
 from bilten_core.auth.web import configure_accounts
 from bilten_core.cache import configure_cache
 from bilten_core.config import ConfigError, Settings, load_settings
@@ -63,7 +65,9 @@ def create_app(settings: Settings | None = None, extra_plugins: Iterable[tuple[s
     configure_bearer_auth(app)  # after tenancy: a token is checked against the tenant being served
     configure_web(app)
     configure_accounts(app)
+    configure_oidc_pages(app)
     _configure_plugin_routes(app, kernel)
+    configure_throttling(app, settings)  # after every route it limits is registered
     configure_jobs(app)
     install_session_listeners()
     kernel.plugins.hook.app_configured(app=app)

@@ -84,6 +84,13 @@ def register_token_api(app: Any) -> list[Any]:
     return [blueprint]
 
 
+@hookimpl(specname="register_api")
+def register_security_log_api(app: Any) -> list[Any]:
+    from bilten_core.auth.security_log_api import blueprint
+
+    return [blueprint]
+
+
 @hookimpl(specname="register_blueprints")
 def register_jwks(app: Any) -> list[Any]:
     from bilten_core.auth.token_api import jwks_blueprint
@@ -169,3 +176,19 @@ def end_web_sessions(account_id: str) -> None:
     from bilten_core.auth.sessions import revoke_all
 
     revoke_all(account_id)
+
+
+@hookimpl(specname="account_credentials_changed")
+def forget_remembered_devices(account_id: str) -> None:
+    """Browsers remembered for skipping the second factor must prove it again after a reset."""
+    from bilten_core.auth.mfa import forget_devices
+
+    forget_devices(account_id)
+
+
+@hookimpl(specname="account_credentials_changed")
+def lift_sign_in_lock(account_id: str) -> None:
+    """A new password ends a brute-force lock: its owner just proved control of the mailbox."""
+    from bilten_core.auth.throttle import unlock
+
+    unlock(account_id)

@@ -78,6 +78,26 @@ class JobSettings(BaseModel):
     outbox_max_attempts: int = 10
 
 
+class ThrottleSettings(BaseModel):
+    """Abuse protection: per-IP rate limits (limits' syntax, e.g. "20/minute") and account lockout."""
+
+    # Where the per-IP counters live; empty means the kernel's Redis.
+    storage_url: str | None = None
+    # How many proxies in front of the app set X-Forwarded-For; 0 trusts no header (the client
+    # address is the TCP peer). Behind one load balancer, set 1: otherwise every visitor shares the
+    # balancer's address and one visitor's limit is everyone's.
+    trusted_proxies: int = 0
+    sign_in_per_ip: str = "20/minute"
+    refresh_per_ip: str = "60/minute"
+    account_mail_per_ip: str = "10/hour"
+    reset_per_ip: str = "20/hour"
+    second_factor_per_ip: str = "20/minute"
+    # Failed sign-ins of one address within the window before it is locked for lockout_seconds.
+    max_failures: int = 5
+    failure_window_seconds: int = 900
+    lockout_seconds: int = 900
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BILTEN_", env_nested_delimiter="__", extra="forbid", frozen=False
@@ -101,6 +121,7 @@ class Settings(BaseSettings):
     mail: MailSettings = Field(default_factory=MailSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from bilten_core import audit
-from bilten_core.auth import links
+from bilten_core.auth import links, security_log
 from bilten_core.auth.models import DISPLAY_NAME_MAX, EMAIL_MAX, Account
 from bilten_core.auth.passwords import hash_password, password_problems, verify_password
 from bilten_core.db import db
@@ -191,7 +191,7 @@ def reset_password(secret: str, new_password: str, tenant: TenantInfo) -> Accoun
     account.password_changed_at = now
     if account.email_verified_at is None:
         account.email_verified_at = now
-    audit.record("account.password_reset", "account", account.id, actor=audit.Actor("user", account.id))
+    audit.record(security_log.PASSWORD_RESET, "account", account.id, actor=audit.Actor("user", account.id))
     credentials_changed(account)
     return account
 

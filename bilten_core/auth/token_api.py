@@ -20,9 +20,9 @@ from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 
 from bilten_core import audit
-from bilten_core.auth import refresh_tokens, services
+from bilten_core.auth import mfa, refresh_tokens, security_log, throttle
 from bilten_core.auth.access_tokens import DEFAULT_LIFETIME, mint_access_token
-from bilten_core.auth.models import EMAIL_MAX, Membership
+from bilten_core.auth.models import EMAIL_MAX, Account, Membership
 from bilten_core.auth.passwords import MAX_LENGTH as PASSWORD_MAX
 from bilten_core.auth.signing_keys import KeyRing
 from bilten_core.db import db
@@ -34,6 +34,9 @@ from bilten_core.tenancy.context import current_tenant
 JWKS_MAX_AGE_SECONDS = 300
 # RFC 8176 method of a password sign-in; a second factor will add its own.
 PASSWORD_METHODS = ("pwd",)
+# RFC 8176: password plus a one-time password (TOTP or a backup code).
+SECOND_FACTOR_METHODS = ("otp", "pwd")
+OTP_MAX = 64
 
 blueprint = ApiBlueprint(
     "kernel_auth",
@@ -52,6 +55,11 @@ jwks_blueprint = Blueprint("kernel_jwks", __name__)
 class TokenRequestSchema(Schema):
     email = fields.String(required=True, validate=validate.Length(min=1, max=EMAIL_MAX))
     password = fields.String(required=True, validate=validate.Length(min=1, max=PASSWORD_MAX))
+    otp = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=OTP_MAX),
+        metadata={"description": "A TOTP or backup code; required for accounts with two-step sign-in"},
+    )
 
 
 class RefreshTokenSchema(Schema):
@@ -70,14 +78,19 @@ class TokenPairSchema(Schema):
 @blueprint.route("/token", methods=["POST"])
 @blueprint.arguments(TokenRequestSchema)
 @blueprint.response(200, TokenPairSchema)
-@blueprint.alt_response(401, schema="Error", description="`invalid_credentials`: wrong email or password")
+@blueprint.alt_response(
+    401, schema="Error",
+    description="`invalid_credentials`: wrong email or password; `mfa_required`: send `otp` too; "
+    "`invalid_otp`: the code is wrong or already used",
+)
 @blueprint.alt_response(403, schema="Error", description="`email_not_verified`: verify the address first")
 @blueprint.alt_response(422, schema="Error", description="Missing or oversized fields")
 def issue_tokens(body: dict[str, Any]) -> Any:
     """Sign in with email and password for a token pair."""
     tenant = current_tenant()
-    account = services.authenticate(body["email"], body["password"])
+    account = throttle.authenticate(body["email"], body["password"])
     if account is None:
+        throttle.record_failure(body["email"])
         audit.record("auth.token_refused", "account", None, {"reason": "invalid_credentials"})
         db.session.commit()
         raise ApiError(401, "invalid_credentials", _("The email address or password is not correct."))
@@ -86,9 +99,10 @@ def issue_tokens(body: dict[str, Any]) -> Any:
         audit.record("auth.token_refused", "account", account.id, {"reason": "email_not_verified"}, actor=actor)
         db.session.commit()
         raise ApiError(403, "email_not_verified", _("Confirm your email address before signing in."))
-    refresh_token = refresh_tokens.issue(account, tenant, auth_methods=PASSWORD_METHODS)
+    methods = _second_factor(account, body.get("otp"), actor)
+    refresh_token = refresh_tokens.issue(account, tenant, auth_methods=methods)
     audit.record("auth.token_issued", "account", account.id, actor=actor)
-    pair = _pair(account.id, refresh_token, PASSWORD_METHODS)
+    pair = _pair(account.id, refresh_token, methods)
     db.session.commit()
     return pair
 
@@ -134,7 +148,7 @@ def revoke(body: dict[str, Any]) -> Any:
     if record is not None and record.tenant_id == tenant.id:
         revoked = refresh_tokens.revoke_family(record.family_id, "signed_out")
         audit.record(
-            "auth.refresh_revoked", "account", record.account_id, {"family": record.family_id, "tokens": revoked}
+            security_log.TOKEN_REVOKED, "account", record.account_id, {"family": record.family_id, "tokens": revoked}
         )
         db.session.commit()
     return None
@@ -147,6 +161,21 @@ def jwks() -> Response:
     response.mimetype = "application/jwk-set+json"
     response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE_SECONDS}"
     return response
+
+
+def _second_factor(account: Account, otp: str | None, actor: audit.Actor) -> tuple[str, ...]:
+    """The sign-in's methods once its second factor, if the account has one, is proven."""
+    if not mfa.is_enabled(account):
+        return PASSWORD_METHODS
+    if otp is None:
+        audit.record("auth.token_refused", "account", account.id, {"reason": "mfa_required"}, actor=actor)
+        db.session.commit()
+        raise ApiError(401, "mfa_required", _("Enter the code from your authenticator app as `otp`."))
+    if mfa.verify_second_factor(account, otp) is None:
+        audit.record("auth.token_refused", "account", account.id, {"reason": "invalid_otp"}, actor=actor)
+        db.session.commit()
+        raise ApiError(401, "invalid_otp", _("The code is not valid."))
+    return SECOND_FACTOR_METHODS
 
 
 def _pair(account_id: str, refresh_token: str, auth_methods: tuple[str, ...]) -> dict[str, Any]:

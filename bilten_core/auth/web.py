@@ -18,9 +18,10 @@ from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from bilten_core import audit
-from bilten_core.auth import links, services
+from bilten_core.auth import links, security_log, services, throttle
 from bilten_core.auth import sessions as web_sessions
 from bilten_core.auth.csrf import configure_csrf
+from bilten_core.auth.identity import current_identity
 from bilten_core.auth.models import EMAIL_MAX, Account
 from bilten_core.auth.passwords import MAX_LENGTH, hash_password, password_problems, verify_password
 from bilten_core.db import db
@@ -137,9 +138,13 @@ def sign_in() -> Any:
     password = _field("password", MAX_LENGTH)
     account = None
     if len(email) <= EMAIL_MAX and len(password) <= MAX_LENGTH:
-        account = services.authenticate(email, password)
+        account = throttle.authenticate(email, password)
     if account is None:
         db.session.rollback()
+        if len(email) <= EMAIL_MAX:
+            throttle.record_failure(email)  # may queue the lock mail, hence the commit
+        _record_failed_sign_in(email)
+        db.session.commit()
         error = _("The email or password is wrong.")
         return render_template(
             "account/sign_in.html", values={"email": email[:EMAIL_MAX]}, next=target, error=error, unverified=False
@@ -153,7 +158,13 @@ def sign_in() -> Any:
             error=_("Confirm your email address first: follow the link we mailed you."),
             unverified=current_tenant_or_none() is not None,
         ), INVALID
-    _audit("account.signed_in", account)
+    from bilten_core.auth.mfa_web import second_step  # its pages live on this blueprint
+
+    second = second_step(account, target)
+    if second is not None:  # a second factor is due: not signed in yet
+        db.session.commit()
+        return second
+    _audit(security_log.SIGN_IN, account)
     db.session.commit()
     # A new id for the signed-in session: one planted or seen before signing in is now worthless.
     web_sessions.rotate()
@@ -164,6 +175,9 @@ def sign_in() -> Any:
 
 @blueprint.post("/sign-out")
 def sign_out() -> Any:
+    if current_user.is_authenticated:
+        _audit(security_log.SIGN_OUT, _account())
+        db.session.commit()
     logout_user()
     session.clear()
     return redirect(url_for("account.sign_in"))
@@ -235,6 +249,8 @@ def _home_page(errors: dict[str, list[str]], status: int = 200) -> Any:
 def revoke_session(handle: str) -> Any:
     if not web_sessions.revoke_by_handle(_account().id, handle[:64]):
         abort(404)
+    _audit(security_log.SESSION_REVOKED, _account(), {"session": handle[:64]})
+    db.session.commit()
     flash(_("The session is signed out."))
     return redirect(url_for("account.home"))
 
@@ -252,7 +268,7 @@ def change_password() -> Any:
         return _home_page({"new_password": problems}, INVALID)
     account.password_hash = hash_password(new)
     account.password_changed_at = datetime.now(UTC)
-    _audit("account.password_changed", account)
+    _audit(security_log.PASSWORD_CHANGED, account)
     # Ends every session of the account (and whatever plugins issued); this one carries on under a new id.
     services.credentials_changed(account)
     db.session.commit()
@@ -261,13 +277,38 @@ def change_password() -> Any:
     return redirect(url_for("account.home"))
 
 
-def _audit(action: str, account: Account) -> None:
-    if current_tenant_or_none() is not None:  # the platform-wide security log is separate work
-        audit.record(action, "account", account.id, actor=audit.Actor("user", account.id))
+def _audit(action: str, account: Account, changes: dict[str, Any] | None = None) -> None:
+    security_log.record(action, "account", account.id, changes, actor=audit.Actor("user", account.id))
+
+
+def _record_failed_sign_in(email: str) -> None:
+    """Log a refused sign-in; the typed address is kept only as a hash, account or not."""
+    known = services.find_account(email) if len(email) <= EMAIL_MAX else None
+    security_log.record(
+        security_log.SIGN_IN_FAILED, "account", known.id if known else None,
+        {"email_hash": security_log.email_digest(email[:EMAIL_MAX])},
+    )
+
+
+def _identify_session() -> None:
+    """Load the signed-in account before any view runs, so a permission check sees the session.
+
+    Flask-Login loads ``current_user`` only when something reads it; without this a signed-in
+    browser would look anonymous to :func:`~bilten_core.auth.authorize.require_permission`.
+    A bearer token, checked earlier, takes precedence.
+    """
+    if current_identity() is None:
+        current_user._get_current_object()
 
 
 def configure_accounts(app: Flask) -> None:
     """Server-side sessions, Flask-Login, CSRF on every form, and the account pages."""
     web_sessions.configure_sessions(app)
+    app.before_request(_identify_session)
     configure_csrf(app)
+    from bilten_core.auth import (
+        mfa_web,  # noqa: F401 - adds the second factor's pages to the blueprint
+        security_log_web,  # noqa: F401 - adds the security log page to the blueprint
+    )
+
     app.register_blueprint(blueprint)

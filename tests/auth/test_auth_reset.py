@@ -71,7 +71,7 @@ def test_hook_account_credentials_changed_runs_on_reset_and_the_old_password_sto
         with pytest.raises(links.LinkAlreadyUsed):
             services.reset_password(secret, "yet another passphrase", tenant)
         actions = [entry.action for entry in reversed(history("account", account_id))]
-    assert actions[-2:] == ["account.password_reset_requested", "account.password_reset"]
+    assert actions[-2:] == ["account.password_reset_requested", "auth.password_reset"]
     assert auth_probe.revoked == [account_id]
 
 
