@@ -70,6 +70,13 @@ SECOND_FACTOR_ENDPOINT = "account.sign_in_verify"
 # --- Per IP ------------------------------------------------------------------------------------
 
 
+def limits_storage_uri(redis_url: str) -> str:
+    """The ``limits`` spelling of a Redis URL: it names unix sockets ``redis+unix://``."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
 def configure_throttling(app: Flask, settings: Settings) -> Limiter:
     """Limit the endpoints of :data:`LIMITED_ENDPOINTS` per client address; call after they are registered."""
     config = settings.throttle
@@ -78,7 +85,7 @@ def configure_throttling(app: Flask, settings: Settings) -> Limiter:
     limiter = Limiter(
         get_remote_address,
         app=app,
-        storage_uri=config.storage_url or settings.redis.url,
+        storage_uri=limits_storage_uri(config.storage_url or settings.redis.url or ""),
         # Fail fast when Redis is gone, then let the request through (swallow_errors logs it).
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1},
         swallow_errors=True,

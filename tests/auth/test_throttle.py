@@ -272,3 +272,14 @@ def test_account_counters_fail_open_when_redis_is_down(auth_app, api, tenant, mo
     throttle.record_success(email)
     monkeypatch.undo()
     assert attempt(api, tenant, email).status_code == 200
+
+
+def test_the_embedded_redis_socket_is_given_to_the_limiter_in_its_own_spelling():
+    from limits.storage import RedisStorage, storage_from_string
+
+    from bilten_core.auth.throttle import limits_storage_uri
+
+    assert limits_storage_uri("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    uri = limits_storage_uri("unix:///srv/instance/redis.socket?db=13")
+    assert uri == "redis+unix:///srv/instance/redis.socket?db=13"
+    assert isinstance(storage_from_string(uri), RedisStorage)
