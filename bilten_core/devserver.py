@@ -27,7 +27,7 @@ from werkzeug.serving import run_simple
 
 from bilten_core.config import ConfigError, Settings, load_settings
 from bilten_core.embedded import EmbeddedServerError, EmbeddedServers, Releasable, start_postgres, start_redis
-from bilten_core.seed import DEMO_SLUG, seed_demo_tenant
+from bilten_core.seed import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD, DEMO_SLUG, seed_demo_owner, seed_demo_tenant
 
 EMBEDDED_DATABASE = "bilten"
 EXTENSION_KEY = "bilten.embedded"
@@ -97,6 +97,8 @@ def run(ctx: click.Context, host: str, port: int, with_worker: bool) -> None:
         demo = seed_demo_tenant()
         if demo:
             click.echo(f"created the demo tenant '{demo.slug}' with sample data")
+        if seed_demo_owner():
+            click.echo(f"created the demo tenant's owner, {DEMO_OWNER_EMAIL}")
         # End this command's own transaction: left open, it would hold locks that a
         # `bilten migrate` in another terminal waits for.
         db.session.remove()
@@ -141,7 +143,8 @@ def banner(settings: Settings, port: int, *, worker: bool, embedded: bool) -> st
         f"  Demo tenant:  http://{DEMO_SLUG}.{domain}:{port}",
         f"  API docs:     {base}/api/v1/docs",
         f"  Mail:         {mail}",
-        "  Sign-in:      not available yet; this version has no user accounts, so every page is open",
+        f"  Sign in:      http://{DEMO_SLUG}.{domain}:{port}/account/sign-in as {DEMO_OWNER_EMAIL}, "
+        f"password {DEMO_OWNER_PASSWORD} (the demo's owner; sign up for your own account there too)",
         f"  Worker:       {'running beside the server' if worker else 'not started (--no-worker)'}",
         f"  Data:         {servers}",
         "  Stop:         press Ctrl-C (the worker and embedded servers stop with it)",

@@ -51,6 +51,23 @@ def test_the_demo_seed_runs_once(app: Flask, client: FlaskClient) -> None:
     assert pages.count("About us") == 1
 
 
+def test_the_demo_owner_printed_by_run_can_sign_in(app: Flask, client: FlaskClient) -> None:
+    from bilten_core.seed import DEMO_OWNER_EMAIL, DEMO_OWNER_PASSWORD, seed_demo_owner
+
+    with app.app_context():
+        seed_demo_tenant()
+        seed_demo_owner()
+        assert seed_demo_owner() is False
+
+    response = client.post(
+        "/api/v1/auth/token",
+        json={"email": DEMO_OWNER_EMAIL, "password": DEMO_OWNER_PASSWORD},
+        headers={"Host": DEMO_HOST},
+    )
+    assert response.status_code == 200, response.text
+    assert response.get_json()["token_type"] == "Bearer"
+
+
 def test_the_demo_seed_leaves_a_deleted_demo_alone(app: Flask) -> None:
     from tenants.service import delete_tenant
 
