@@ -99,8 +99,22 @@ def record(
     ``changes`` is stored as JSON; values JSON cannot hold (dates, decimals, ids) are stored as text.
     """
     current_tenant()  # fail here, with a clear error, rather than at flush time
+    entry: AuditEntry = new_entry(AuditEntry, action, object_type, object_id, changes, actor)
+    db.session.add(entry)
+    return entry
+
+
+def new_entry(
+    model: type[Any],
+    action: str,
+    object_type: str,
+    object_id: str | int | None,
+    changes: dict[str, Any] | None,
+    actor: Actor | None,
+) -> Any:
+    """An unsaved log row of ``model`` (any table with the audit columns), with who, what and from where."""
     actor = actor or current_actor()
-    entry = AuditEntry(
+    entry = model(
         actor_type=actor.type,
         actor_id=actor.id,
         action=action,
@@ -112,7 +126,6 @@ def record(
         entry.ip = request.remote_addr
         entry.user_agent = request.user_agent.string[:USER_AGENT_MAX] or None
         entry.request_id = g.get("request_id")
-    db.session.add(entry)
     return entry
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, request
+from flask import current_app
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -96,20 +95,7 @@ def record(
     if current_tenant_or_none() is not None:
         audit.record(action, object_type, object_id, changes, actor)
         return
-    actor = actor or audit.current_actor()
-    entry = PlatformSecurityEntry(
-        actor_type=actor.type,
-        actor_id=actor.id,
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        changes=json.loads(json.dumps(changes or {}, default=str)),
-    )
-    if has_request_context():
-        entry.ip = request.remote_addr
-        entry.user_agent = request.user_agent.string[: audit.USER_AGENT_MAX] or None
-        entry.request_id = g.get("request_id")
-    db.session.add(entry)
+    db.session.add(audit.new_entry(PlatformSecurityEntry, action, object_type, object_id, changes, actor))
 
 
 def tenant_events(action: str | None, offset: int, limit: int) -> tuple[int, list[audit.AuditEntry]]:
