@@ -28,8 +28,8 @@ from bilten_core.tenancy.context import current_tenant
 USER_AGENT_MAX = 300
 
 
-class AuditEntry(TenantModel):
-    __tablename__ = "audit_log"
+class AuditColumns:
+    """The columns of every log of who did what: the tenant audit log and the platform security log."""
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
@@ -42,6 +42,10 @@ class AuditEntry(TenantModel):
     ip: Mapped[str | None] = mapped_column(sa.String(45))
     user_agent: Mapped[str | None] = mapped_column(sa.String(USER_AGENT_MAX))
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+
+class AuditEntry(AuditColumns, TenantModel):
+    __tablename__ = "audit_log"
 
 
 @dataclass(frozen=True)

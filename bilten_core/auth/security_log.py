@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.orm import Mapped, mapped_column
 
 from bilten_core import audit
 from bilten_core.db import SharedModel, db
@@ -54,23 +51,11 @@ EVENTS: frozenset[str] = frozenset({
 })
 
 
-class PlatformSecurityEntry(SharedModel):
+class PlatformSecurityEntry(audit.AuditColumns, SharedModel):
     """A security event on the platform's own host, where there is no tenant audit log."""
 
     __tablename__ = "platform_security_log"
     __table_args__ = {"schema": "shared"}
-
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
-    actor_type: Mapped[str] = mapped_column(sa.String(32))
-    actor_id: Mapped[str | None] = mapped_column(sa.String(64))
-    action: Mapped[str] = mapped_column(sa.String(100))
-    object_type: Mapped[str] = mapped_column(sa.String(100))
-    object_id: Mapped[str | None] = mapped_column(sa.String(64))
-    changes: Mapped[dict[str, Any]] = mapped_column(pg.JSONB, default=dict)
-    ip: Mapped[str | None] = mapped_column(sa.String(45))
-    user_agent: Mapped[str | None] = mapped_column(sa.String(audit.USER_AGENT_MAX))
-    request_id: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 def email_digest(email: str) -> str:

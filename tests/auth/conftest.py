@@ -25,6 +25,14 @@ def auth_app(app, make_app):
 
 
 @pytest.fixture
+def web(auth_app):
+    """``auth_app`` with empty queues and probe records, for tests that drive it over HTTP."""
+    job_probe.reset(auth_app)
+    auth_probe.revoked.clear()
+    return auth_app
+
+
+@pytest.fixture
 def auth_ctx(auth_app):
     """Empty queues and probe records, then run the test inside ``auth_app``'s context."""
     job_probe.reset(auth_app)

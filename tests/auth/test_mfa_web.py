@@ -3,7 +3,6 @@ devices, disabling, and every way a code can be wrong."""
 
 from __future__ import annotations
 
-import job_probe
 import pytest
 import sqlalchemy as sa
 from flask.sessions import session_json_serializer
@@ -20,12 +19,6 @@ from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import tenant_context
 
 VERIFY = "/account/sign-in/verify"
-
-
-@pytest.fixture
-def web(auth_app):
-    job_probe.reset(auth_app)
-    return auth_app
 
 
 @pytest.fixture

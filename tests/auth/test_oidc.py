@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import job_probe
 import pytest
 import requests
 import sqlalchemy as sa
@@ -30,12 +29,6 @@ EXPECTED_REFUSALS = {
     "audience": "MissingClaimError",  # no audience it accepts is in the token
     "expired": "ExpiredTokenError",
 }
-
-
-@pytest.fixture
-def web(auth_app):
-    job_probe.reset(auth_app)
-    return auth_app
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import auth_probe
-import job_probe
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
@@ -21,13 +19,6 @@ from bilten_core.tenancy.context import tenant_context
 from bilten_core.testing import assert_api_error, host_of
 
 AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-
-@pytest.fixture
-def web(auth_app):
-    job_probe.reset(auth_app)
-    auth_probe.revoked.clear()
-    return auth_app
 
 
 @pytest.fixture

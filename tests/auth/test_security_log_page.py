@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import auth_probe
-import job_probe
 import pytest
 import sqlalchemy as sa
 from web_pages import PASSWORD, Browser, sign_in
@@ -18,13 +16,6 @@ from bilten_core.db import db
 from bilten_core.tenancy.context import tenant_context
 
 ROW = re.compile(r"<tr>\s*<td>[^<]+</td>\s*<td>([a-z._]+)</td>")
-
-
-@pytest.fixture
-def web(auth_app):
-    job_probe.reset(auth_app)
-    auth_probe.revoked.clear()
-    return auth_app
 
 
 @pytest.fixture

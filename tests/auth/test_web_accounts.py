@@ -24,13 +24,6 @@ NEW_PASSWORD = "a whole new passphrase"
 
 
 @pytest.fixture
-def web(auth_app):
-    job_probe.reset(auth_app)
-    auth_probe.revoked.clear()
-    return auth_app
-
-
-@pytest.fixture
 def tenant(make_info):
     return make_info("web")
 

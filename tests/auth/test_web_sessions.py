@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import auth_probe
-import job_probe
 import pytest
 import sqlalchemy as sa
 from flask import request
@@ -25,13 +24,6 @@ from bilten_core.auth.models import Account
 from bilten_core.auth.sessions import ABSOLUTE_TIMEOUT, IDLE_TIMEOUT, INDEX_PREFIX, describe_device, revoke, revoke_all
 from bilten_core.db import db
 from bilten_core.kernel import kernel
-
-
-@pytest.fixture
-def web(auth_app):
-    job_probe.reset(auth_app)
-    auth_probe.revoked.clear()
-    return auth_app
 
 
 @pytest.fixture
