@@ -2,7 +2,8 @@
 
 Plugins are modules advertised under the ``bilten.plugins`` entry-point group. Only names on the
 configured allow-list (``plugins.enabled``) are loaded. Each plugin module may define
-``PLUGIN = PluginMeta(...)``; per-tenant enablement is decided at call time by
+``PLUGIN = PluginMeta(...)``, and ``HOOKSPECS = <module of hookspecs>`` to declare hooks of its own
+that other plugins implement; per-tenant enablement is decided at call time by
 :meth:`PluginManager.hook_for_tenant`.
 """
 
@@ -44,6 +45,7 @@ class PluginManager:
         self.pm = pluggy.PluginManager("bilten")
         self.pm.add_hookspecs(hookspecs)
         self.meta: dict[str, PluginMeta] = {}
+        self._declared_specs: set[int] = set()
         self._subset_cache: dict[tuple[str, frozenset[str]], Any] = {}
 
     def load(self, allowed: Iterable[str]) -> None:
@@ -61,13 +63,25 @@ class PluginManager:
                 f"plugins {missing} are allow-listed but not installed "
                 f"(no '{ENTRY_POINT_GROUP}' entry point); installed: {sorted(available)}"
             )
-        for name in allowed:
-            self.register(name, available[name].load())
+        modules = {name: available[name].load() for name in allowed}
+        # Every plugin's own hooks are declared first, so that the allow-list's order does not
+        # decide whether a plugin implementing another plugin's hook loads.
+        for module in modules.values():
+            self._declare_hookspecs(module)
+        for name, module in modules.items():
+            self.register(name, module)
+
+    def _declare_hookspecs(self, module: ModuleType | object) -> None:
+        specs = getattr(module, "HOOKSPECS", None)
+        if specs is not None and id(specs) not in self._declared_specs:
+            self.pm.add_hookspecs(specs)
+            self._declared_specs.add(id(specs))
 
     def register(self, name: str, module: ModuleType | object) -> None:
         if name in self.meta:
             raise PluginError(f"plugin {name!r} is registered twice")
         meta = getattr(module, "PLUGIN", None) or PluginMeta(title=name)
+        self._declare_hookspecs(module)
         try:
             self.pm.register(module, name=name)
         except pluggy.PluginValidationError as exc:

@@ -33,14 +33,14 @@ def test_the_kernel_declares_its_own_permissions(app_context):
 
 
 def test_hook_register_permissions_adds_permissions_that_lookups_find(make_app):
-    publish = Permission("events.publish", "Publish events")
-    app = make_app(extra_plugins=(("events", plugin_with_permissions(publish)),))
+    publish = Permission("venues.publish", "Publish venues")
+    app = make_app(extra_plugins=(("venues", plugin_with_permissions(publish)),))
     with app.app_context():
-        assert get_permission("events.publish") is publish
-        assert permission_registry().owner("events.publish") == "events"
+        assert get_permission("venues.publish") is publish
+        assert permission_registry().owner("venues.publish") == "venues"
         names = [permission.name for permission in permission_registry()]
     assert names == sorted(names)
-    assert {"events.publish", "tenant.settings.view"} <= set(names)
+    assert {"venues.publish", "tenant.settings.view"} <= set(names)
 
 
 def test_an_unknown_permission_is_an_error(app_context):

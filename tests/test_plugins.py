@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from flask import render_template_string
 from rq import Queue
 
-from bilten_core import PluginMeta, hookimpl
+from bilten_core import PluginMeta, hookimpl, hookspec
 from bilten_core.cli import build_cli
 from bilten_core.config import PluginSettings
 from bilten_core.db import db
@@ -140,6 +140,47 @@ class UnknownHookArgument:
 def test_a_plugin_with_a_broken_hook_stops_the_app_from_starting(make_app, plugin, problem):
     with pytest.raises(PluginError, match=f"plugin 'broken' cannot be registered: .*{problem}"):
         make_app(extra_plugins=(("broken", plugin),))
+
+
+class BoxOfficeHooks:
+    """The hooks a plugin declares for other plugins to implement."""
+
+    @hookspec
+    def box_office_opened(self, door: str) -> list[str]:
+        """Runs when a door opens. Returns a greeting."""
+
+
+class BoxOffice:
+    PLUGIN = PluginMeta(title="Box office")
+    HOOKSPECS = BoxOfficeHooks
+
+
+class Usher:
+    @hookimpl
+    def box_office_opened(self, door: str) -> str:
+        return f"welcome through {door}"
+
+
+@pytest.mark.parametrize("order", [["boxoffice", "usher"], ["usher", "boxoffice"]])
+def test_a_plugin_can_declare_hooks_that_plugins_loaded_before_it_implement(monkeypatch, order):
+    modules = {"boxoffice": BoxOffice(), "usher": Usher()}
+
+    class EntryPoint:
+        def __init__(self, name: str) -> None:
+            self.name, self.value = name, f"{name}.plugin"
+
+        def load(self) -> Any:
+            return modules[self.name]
+
+    monkeypatch.setattr("bilten_core.plugins.entry_points", lambda group: [EntryPoint(name) for name in order])
+    plugins = PluginManager()
+    plugins.load(order)
+    assert plugins.hook.box_office_opened(door="north") == ["welcome through north"]
+
+
+def test_a_plugin_implementing_a_hook_nobody_declares_is_refused(make_app):
+    with pytest.raises(PluginError, match="unknown hook 'box_office_opened'"):
+        make_app(extra_plugins=(("usher", Usher()),))
 
 
 # --- Per-tenant enablement ------------------------------------------------------------------------

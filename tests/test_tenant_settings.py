@@ -133,12 +133,12 @@ def test_a_rolled_back_update_is_forgotten(app_context, tenant):
 
 
 def test_a_returned_model_cannot_change_what_others_read(app_context, make_app, tenant):
-    spec = SettingsSpec("ticketing", TicketingSettings, "Ticketing")
-    app = make_app(extra_plugins=(("ticketing", plugin_with_settings(spec)),))
+    spec = SettingsSpec("merchandise", TicketingSettings, "Merchandise")
+    app = make_app(extra_plugins=(("merchandise", plugin_with_settings(spec)),))
     with app.app_context(), tenant_context(tenant):
-        mine = get_settings("ticketing")
+        mine = get_settings("merchandise")
         mine.max_tickets_per_order = 99
-        assert get_settings("ticketing").max_tickets_per_order == 10
+        assert get_settings("merchandise").max_tickets_per_order == 10
 
 
 def test_tenants_never_see_each_others_settings(app_context, make_tenant):
@@ -201,18 +201,18 @@ def test_the_api_is_not_served_on_the_platform_host(client):
 def test_hook_register_settings_namespace_is_served_only_to_tenants_using_the_plugin(make_app, make_tenant):
     from tenants.service import set_plugin
 
-    spec = SettingsSpec("ticketing", TicketingSettings, "Ticketing")
-    app = make_app(extra_plugins=(("ticketing", plugin_with_settings(spec)),))
+    spec = SettingsSpec("merchandise", TicketingSettings, "Merchandise")
+    app = make_app(extra_plugins=(("merchandise", plugin_with_settings(spec)),))
     using, not_using = make_tenant("using"), make_tenant("notusing")
     with app.app_context():
-        set_plugin(not_using.slug, "ticketing", False)
+        set_plugin(not_using.slug, "merchandise", False)
     client = app.test_client()
     listed = [item["namespace"] for item in client.get("/api/v1/settings", headers=host_of(using)).json]
-    assert "ticketing" in listed
-    assert client.get("/api/v1/settings/ticketing", headers=host_of(using)).status_code == 200
+    assert "merchandise" in listed
+    assert client.get("/api/v1/settings/merchandise", headers=host_of(using)).status_code == 200
     listed = [item["namespace"] for item in client.get("/api/v1/settings", headers=host_of(not_using)).json]
-    assert "ticketing" not in listed
-    assert client.get("/api/v1/settings/ticketing", headers=host_of(not_using)).status_code == 404
+    assert "merchandise" not in listed
+    assert client.get("/api/v1/settings/merchandise", headers=host_of(not_using)).status_code == 404
 
 
 def test_the_api_refuses_writes(client, tenant):

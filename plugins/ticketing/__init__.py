@@ -1,0 +1,1 @@
+"""Ticketing: events, ticket types, capacity, carts, orders and the storefront."""
