@@ -15,6 +15,10 @@ JSON_METHODS = {"POST", "PUT", "PATCH"}
 # Every list endpoint pages with these (flask-smorest's ``paginate``: ``page``, ``page_size``).
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
+# Far beyond any real list, and small enough that page * page size stays a valid SQL OFFSET.
+MAX_PAGE = 1_000_000
+# The OpenAPI name of ``Authorization: Bearer <access token>``; operations that need it list it in ``security``.
+BEARER_SECURITY = "bearerAuth"
 
 
 class Api(SmorestApi):
@@ -40,6 +44,17 @@ def require_json_body() -> None:
         request.get_json()
     except BadRequest as exc:  # a valid JSON "null" is not malformed, so test parsing, not the value
         raise ApiError(400, "malformed_json", _("The request body is not valid JSON.")) from exc
+
+
+def limit_page_numbers() -> None:
+    """A page number past :data:`MAX_PAGE` is a 400 on every API list, before it reaches SQL as an OFFSET."""
+    if not request.path.startswith(API_PREFIX + "/"):
+        return
+    page = request.args.get("page", "")
+    if page.isdigit() and int(page) > MAX_PAGE:
+        raise ApiError(
+            400, "page_out_of_range", _("Pages are numbered from 1 to %(max)d.", max=MAX_PAGE), {"page": page}
+        )
 
 
 def configure_api(app: Flask, api_blueprints: list[tuple[str, SmorestBlueprint]]) -> Api:
@@ -71,11 +86,22 @@ def configure_api(app: Flask, api_blueprints: list[tuple[str, SmorestBlueprint]]
                             }
                         },
                     }
-                }
+                },
+                "securitySchemes": {
+                    BEARER_SECURITY: {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                        "description": "An access token from `POST /api/v1/auth/token`, valid on the tenant "
+                        "that issued it. A refused token is answered 401 with "
+                        '`WWW-Authenticate: Bearer error="invalid_token"`.',
+                    }
+                },
             }
         },
     )
     app.before_request(require_json_body)
+    app.before_request(limit_page_numbers)
     for _owner, blueprint in api_blueprints:
         prefix = API_PREFIX + (blueprint.url_prefix or "")
         api.register_blueprint(blueprint, url_prefix=prefix)

@@ -117,4 +117,7 @@ def _configure_plugin_routes(app: Flask, kernel: Kernel) -> None:
     api_blueprints = kernel.plugins.collect("register_api", app=app)
     for owner, blueprint in api_blueprints:
         kernel.blueprint_owners[blueprint.name] = owner
-    configure_api(app, api_blueprints)
+    platform_api_blueprints = kernel.plugins.collect("register_platform_api", app=app)
+    for _owner, blueprint in platform_api_blueprints:
+        kernel.platform_blueprints.add(blueprint.name)
+    configure_api(app, api_blueprints + platform_api_blueprints)

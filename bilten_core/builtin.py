@@ -64,9 +64,11 @@ def configure_access(app: Any) -> None:
 
 @hookimpl
 def register_settings() -> list[SettingsSpec]:
+    from bilten_core.auth.mfa_policy import SPEC as SECURITY
+    from bilten_core.auth.oidc_tenant import SPEC as SOCIAL_SIGN_IN
     from bilten_core.general_settings import SPEC
 
-    return [SPEC]
+    return [SPEC, SECURITY, SOCIAL_SIGN_IN]
 
 
 @hookimpl
@@ -96,6 +98,27 @@ def register_jwks(app: Any) -> list[Any]:
     from bilten_core.auth.token_api import jwks_blueprint
 
     return [jwks_blueprint]
+
+
+@hookimpl(specname="register_blueprints")
+def register_team_pages(app: Any) -> list[Any]:
+    from bilten_core.auth.team_web import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="site_navigation")
+def team_navigation() -> list[Any]:
+    """A link to the team page for those who may see it (one cached permission look-up per page)."""
+    from bilten_core.auth.authorize import has_permission
+    from bilten_core.auth.identity import current_identity
+    from bilten_core.tenancy.context import current_tenant_or_none
+    from bilten_core.web import NavLink
+
+    identity = current_identity()
+    if identity is None or not has_permission(identity, "tenant.team.view", current_tenant_or_none()):
+        return []
+    return [NavLink(str(lazy_gettext("Team")), "/team/", order=900)]
 
 
 @hookimpl(specname="register_jobs")
@@ -192,3 +215,41 @@ def lift_sign_in_lock(account_id: str) -> None:
     from bilten_core.auth.throttle import unlock
 
     unlock(account_id)
+
+
+# --- Platform administration and the security logs' retention ---------------------------------
+
+
+@hookimpl(specname="register_platform_api")
+def register_platform_security_log_api(app: Any) -> list[Any]:
+    from bilten_core.auth.security_log_api import platform_blueprint
+
+    return [platform_blueprint]
+
+
+@hookimpl(specname="register_platform_blueprints")
+def register_platform_security_log_page(app: Any) -> list[Any]:
+    from bilten_core.auth.security_log_web import platform_blueprint
+
+    return [platform_blueprint]
+
+
+@hookimpl(specname="register_cli_commands")
+def register_admin_commands(cli: Any) -> None:
+    from bilten_core.auth.platform_admins import admins_cli
+
+    cli.add_command(admins_cli)
+
+
+@hookimpl(specname="register_jobs")
+def register_retention_jobs() -> list[Any]:
+    from bilten_core.auth.security_log import purge_security_logs
+
+    return [purge_security_logs]
+
+
+@hookimpl(specname="register_schedules")
+def register_retention_schedules() -> list[Any]:
+    from bilten_core.jobs import Schedule
+
+    return [Schedule("kernel.purge-security-logs", "kernel.purge_security_logs", interval=24 * 3600)]

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "insecure-development-secret-do-not-use-in-production"  # noqa: S105
-SECRET_FIELDS = {"secret_key", "smtp_password"}
+SECRET_FIELDS = {"secret_key", "smtp_password", "twilio_auth_token"}
 
 Environment = Literal["development", "production", "test"]
 
@@ -92,10 +92,44 @@ class ThrottleSettings(BaseModel):
     account_mail_per_ip: str = "10/hour"
     reset_per_ip: str = "20/hour"
     second_factor_per_ip: str = "20/minute"
+    # Per typed address, whatever the client's: an attacker with many addresses still gets nowhere.
+    sign_in_per_account: str = "30/hour"
+    account_mail_per_account: str = "5/hour"
     # Failed sign-ins of one address within the window before it is locked for lockout_seconds.
     max_failures: int = 5
     failure_window_seconds: int = 900
+    # The first free_failures cost nothing; each later one makes the address wait before its next
+    # attempt: failure_delay_seconds, doubling, at most max_failure_delay_seconds (0 turns it off).
+    free_failures: int = 2
+    failure_delay_seconds: int = 2
+    max_failure_delay_seconds: int = 60
+    # Each lock within lockout_memory_seconds of the previous one lasts twice as long, capped.
     lockout_seconds: int = 900
+    max_lockout_seconds: int = 24 * 3600
+    lockout_memory_seconds: int = 24 * 3600
+
+
+class SmsSettings(BaseModel):
+    """Text messages for the SMS second factor: "console" logs them (development), "twilio" sends them."""
+
+    backend: Literal["console", "twilio"] = "console"
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    # From the environment only (BILTEN_SMS__TWILIO_AUTH_TOKEN), like every secret.
+    twilio_auth_token: SecretStr | None = None
+    # A sender number in E.164, or a messaging service (MG...) that picks one.
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    timeout_seconds: float = 10.0
+    # Codes sent to one account within the window (enrolment and sign-in together).
+    max_sends_per_window: int = 3
+    send_window_seconds: int = 600
+
+
+class AuditSettings(BaseModel):
+    # Days the audit logs and the platform security log keep an entry; older ones are purged daily.
+    # The database refuses to purge anything younger than 30 days whatever this says.
+    retention_days: int = Field(default=400, ge=30)
 
 
 class Settings(BaseSettings):
@@ -122,6 +156,8 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     throttle: ThrottleSettings = Field(default_factory=ThrottleSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    sms: SmsSettings = Field(default_factory=SmsSettings)
 
     @field_validator("database_url")
     @classmethod

@@ -60,6 +60,15 @@ def register_api(app: Flask) -> list[ApiBlueprint] | None:
 
 
 @hookspec
+def register_platform_api(app: Flask) -> list[ApiBlueprint] | None:
+    """API blueprints mounted under ``/api/v1`` on the platform's own host only (not on tenant hosts).
+
+    Runs once in ``create_app``. Return a list of :class:`flask_smorest.Blueprint`; they are
+    documented in the same OpenAPI document, and tenant hosts answer 404 for them.
+    """
+
+
+@hookspec
 def register_migrations() -> MigrationSource | None:
     """Where the plugin's Alembic revisions live.
 

@@ -36,7 +36,9 @@ def configure_logging(settings: Settings) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
+        # Tests read log events by reconfiguring structlog (capture_logs), which a logger cached
+        # on its first use would never see.
+        cache_logger_on_first_use=settings.env != "test",
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
     # Alembic narrates every step at INFO; the migrate command prints its own report.

@@ -1,4 +1,7 @@
-"""``bilten settings show|set``: read and change a tenant's typed settings from the command line."""
+"""``bilten settings show|set``: read and change a tenant's typed settings from the command line.
+
+Secret settings are shown masked, as everywhere else (:mod:`bilten_core.secret_settings`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 import click
 
 from bilten_core.db import db
+from bilten_core.secret_settings import SecretScope, shown_values
 from bilten_core.tenancy.context import TenantInfo, tenant_context
 from bilten_core.tenant_settings import (
     InvalidSettings,
@@ -35,9 +39,9 @@ def show(slug: str, namespace: str | None) -> None:
         for spec in specs:
             values = get_settings(spec.namespace)
             click.echo(f"[{spec.namespace}] {spec.title}")
-            for name, value in values.model_dump(mode="json").items():
+            for name, value in shown_values(values, SecretScope(tenant.id, spec.namespace)).items():
                 marker = "" if name in values.model_fields_set else "  (default)"
-                click.echo(f"  {name} = {json.dumps(value)}{marker}")
+                click.echo(f"  {name} = {_json(value)}{marker}")
 
 
 @settings_cli.command(
@@ -50,14 +54,23 @@ def show(slug: str, namespace: str | None) -> None:
 @click.argument("assignments", nargs=-1, required=True)
 def set_settings(slug: str, namespace: str, assignments: tuple[str, ...]) -> None:
     changes = parse_assignments(assignments)
-    with _as_tenant(slug), _settings_errors():
-        before = get_settings(namespace).model_dump(mode="json")
-        after = update_settings(namespace, changes).model_dump(mode="json")
+    with _as_tenant(slug) as tenant, _settings_errors():
+        scope = SecretScope(tenant.id, namespace)
+        old = get_settings(namespace)
+        new = update_settings(namespace, changes)
         db.session.commit()
-    changed = [name for name in changes if before[name] != after[name]]
+        before, after = shown_values(old, scope), shown_values(new, scope)
+    # Compared as stored, so a secret replaced by one with the same last four characters still counts.
+    stored_before, stored_after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    changed = [name for name in changes if stored_before[name] != stored_after[name]]
     for name in changed:
-        click.echo(f"{namespace}.{name}: {json.dumps(before[name])} -> {json.dumps(after[name])}")
+        click.echo(f"{namespace}.{name}: {_json(before[name])} -> {_json(after[name])}")
     click.echo(f"{len(changed)} setting(s) changed for {slug}")
+
+
+def _json(value: Any) -> str:
+    # Masks and tenants' own names are shown as written, not as \u escapes.
+    return json.dumps(value, ensure_ascii=False)
 
 
 def parse_assignments(assignments: tuple[str, ...]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A namespace's model gives every field a type and a default; a tenant's row in its ``settings``
 table holds only the values it changed, so a new default reaches every tenant that kept the old
 one. Writes validate the merged result and are audited in the same transaction. Reads are
-cached for the length of the database session, which is one request, job or command.
+cached for the length of the database session, which is one request, job or command. Fields
+typed :data:`~bilten_core.secret_settings.SecretSetting` are sealed on write and masked in the
+audit trail.
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ from bilten_core.db import TenantModel, TenantSession, db
 from bilten_core.kernel import Kernel, kernel
 from bilten_core.plugins import PluginManager
 from bilten_core.registry import OwnedRegistry
+from bilten_core.secret_settings import (
+    SCOPE_CONTEXT_KEY,
+    SecretScope,
+    keep_unchanged_secrets,
+    open_sealed,
+    secret_fields,
+    shown_values,
+)
 from bilten_core.tenancy.context import TenantInfo, current_tenant
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
@@ -112,14 +122,15 @@ def settings_registry() -> SettingsRegistry:
 def get_settings(namespace: str) -> BaseModel:
     """The current tenant's settings in ``namespace``: stored values over the model's defaults.
 
-    Fields the tenant set are in the result's ``model_fields_set``; the others are defaults.
+    Fields the tenant set are in the result's ``model_fields_set``; the others are defaults. Secret
+    fields hold their sealed form: open one with :func:`~bilten_core.secret_settings.reveal_secret`.
     """
     spec = settings_registry().get(namespace)
     key = (current_tenant().id, namespace)
     cached = _session_cache()
     if key not in cached:
         stored = db.session.scalar(sa.select(StoredSettings.data).where(StoredSettings.namespace == namespace))
-        cached[key] = _load(spec, stored or {})
+        cached[key] = _load(spec, stored or {}, current_tenant())
     return cached[key].model_copy(deep=True)
 
 
@@ -140,14 +151,18 @@ def update_settings(namespace: str, changes: Mapping[str, Any]) -> BaseModel:
     row = db.session.scalars(
         sa.select(StoredSettings).where(StoredSettings.namespace == namespace).with_for_update()
     ).one()
-    before = _load(spec, row.data)
+    before = _load(spec, row.data, tenant)
+    scope = SecretScope(tenant.id, namespace)
+    changes = keep_unchanged_secrets(before, scope, changes)
     merged = {**before.model_dump(mode="json", include=before.model_fields_set), **changes}
     try:
-        after = spec.model.model_validate(merged)
+        after = spec.model.model_validate(merged, context={SCOPE_CONTEXT_KEY: scope})
     except ValidationError as exc:
         raise InvalidSettings(namespace, _field_errors(exc)) from exc
     old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
-    diff = {name: [old[name], new[name]] for name in changes if old[name] != new[name]}
+    # The trail shows what a reader is shown: a secret's mask, never its sealed form.
+    shown_old, shown_new = shown_values(before, scope), shown_values(after, scope)
+    diff = {name: [shown_old[name], shown_new[name]] for name in changes if old[name] != new[name]}
     if diff:
         row.data = after.model_dump(mode="json", include=set(merged))
         row.updated_at = datetime.now(UTC)
@@ -156,8 +171,15 @@ def update_settings(namespace: str, changes: Mapping[str, Any]) -> BaseModel:
     return after.model_copy(deep=True)
 
 
-def _load(spec: SettingsSpec, data: dict[str, Any]) -> BaseModel:
-    """Validate stored values; one the model no longer accepts (it was tightened since) falls back to its default."""
+def _load(spec: SettingsSpec, data: dict[str, Any], tenant: TenantInfo) -> BaseModel:
+    """Validate stored values; one the model no longer accepts (it was tightened since) falls back to its
+    default, and so does a secret that does not open here (copied from elsewhere, or garbled)."""
+    scope = SecretScope(tenant.id, spec.namespace)
+    unreadable = {
+        name for name in secret_fields(spec.model)
+        if data.get(name) is not None and open_sealed(scope, name, str(data[name])) is None
+    }
+    data = {k: v for k, v in data.items() if k not in unreadable}
     try:
         return spec.model.model_validate(data)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ the embedded servers under ``instance/test``. Each test session gets a fresh dat
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -118,6 +119,13 @@ def make_tenant(app: Flask) -> Callable[..., TenantInfo]:
             return create_tenant(slug, kwargs.pop("display_name", None), **kwargs)
 
     return create
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on, for a server a test starts (or a dead one)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def host_of(tenant: TenantInfo) -> dict[str, str]:

@@ -166,6 +166,13 @@ def test_invalid_values_are_a_422_with_the_fields_in_details(probe_app, probe, t
     assert _page_count(probe_app, tenant) == 0
 
 
+@pytest.mark.parametrize("page", ["1000001", "99999999999999999999999"])
+def test_an_absurd_page_number_is_a_400_not_a_database_error(probe, tenant, page):
+    response = probe.get(f"/api/v1/pages/?page={page}", headers=host_of(tenant))
+    assert_api_error(response, 400, "page_out_of_range")
+    assert probe.get("/api/v1/pages/?page=1000000", headers=host_of(tenant)).status_code == 200
+
+
 @pytest.mark.parametrize("host", ["tenant", "platform"])
 def test_unknown_api_route_is_a_json_404(probe, tenant, host):
     headers = host_of(tenant) if host == "tenant" else {"Host": "localhost"}

@@ -28,6 +28,7 @@ from bilten_core.kernel import kernel
 from bilten_core.seed import DEMO_NAME, DEMO_SLUG, seed_demo_tenant
 from bilten_core.tenancy.context import tenant_context
 from bilten_core.tenancy.models import Tenant
+from bilten_core.testing import free_port
 from tenants.service import get_tenant, tenant_info
 
 DEMO_HOST = f"{DEMO_SLUG}.localhost"
@@ -181,12 +182,6 @@ def test_stopping_a_process_that_ignores_sigterm_kills_it() -> None:
     started = time.monotonic()
     assert devserver.stop_process(process, grace_seconds=0.3) == -signal.SIGKILL
     assert time.monotonic() - started < 5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def get(port: int, host: str, path: str = "/") -> tuple[int, str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, Response
+from flask_smorest import Blueprint as ApiBlueprint
 from rq import Queue
 
 from bilten_core import PluginMeta, hookimpl
@@ -19,7 +20,7 @@ from bilten_core.db import db
 from bilten_core.kernel import kernel
 from bilten_core.notifications import notify_staff
 from bilten_core.tenancy.context import TenantInfo, current_tenant, tenant_context
-from bilten_core.testing import host_of
+from bilten_core.testing import assert_api_error, host_of
 from bilten_core.worker import make_worker, worker_connection
 from tenants.service import create_tenant, delete_tenant, set_plugin
 
@@ -52,6 +53,16 @@ class PlatformPages:
     def register_platform_blueprints(self, app: Flask) -> list[Blueprint]:
         blueprint = Blueprint("platform_pricing", __name__)
         blueprint.add_url_rule("/pricing", "pricing", lambda: "Plans and prices")
+        return [blueprint]
+
+
+class PlatformApi:
+    PLUGIN = PluginMeta(title="Platform API")
+
+    @hookimpl
+    def register_platform_api(self, app: Flask) -> list[ApiBlueprint]:
+        blueprint = ApiBlueprint("platform_plans", __name__, url_prefix="/plans")
+        blueprint.add_url_rule("/", "plans", lambda: {"plans": ["free", "pro"]})
         return [blueprint]
 
 
@@ -136,6 +147,17 @@ def test_hook_register_platform_blueprints_serves_the_platform_host_only(app, ma
     assert on_platform.text == "Plans and prices"
     tenant = make_tenant("pricing")
     assert client.get("/pricing", headers=host_of(tenant)).status_code == 404
+
+
+def test_hook_register_platform_api_serves_the_platform_host_only(app, make_app, make_tenant):
+    probe_app = make_app(extra_plugins=(("platform-api", PlatformApi()),))
+    client = probe_app.test_client()
+    on_platform = client.get("/api/v1/plans/", headers={"Host": "localhost"})
+    assert on_platform.status_code == 200
+    assert on_platform.json == {"plans": ["free", "pro"]}
+    assert "/api/v1/plans/" in client.get("/api/v1/openapi.json", headers={"Host": "localhost"}).json["paths"]
+    tenant = make_tenant("plans")
+    assert_api_error(client.get("/api/v1/plans/", headers=host_of(tenant)), 404, "not_found")
 
 
 @pytest.mark.parametrize(("search_up", "status", "state"), [(True, 200, "ok"), (False, 503, "unavailable")])

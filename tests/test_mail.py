@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from email import message_from_bytes, policy
 
 import job_probe as probe
@@ -16,7 +15,7 @@ from bilten_core.db import db
 from bilten_core.kernel import kernel
 from bilten_core.mail import MailError, outbox_messages, send_mail
 from bilten_core.tenancy.context import TenantRequired, tenant_context
-from bilten_core.testing import host_of
+from bilten_core.testing import free_port, host_of
 
 
 class Inbox:
@@ -31,12 +30,6 @@ class Inbox:
 
     def messages(self):
         return [message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 pytestmark = pytest.mark.usefixtures("clean_jobs")

@@ -169,26 +169,56 @@ def test_a_model_without_defaults_is_refused():
 # --- API -------------------------------------------------------------------------------------
 
 
-def test_the_api_lists_namespaces_with_their_schemas(client, tenant):
-    response = client.get("/api/v1/settings", headers=host_of(tenant))
+def staff_headers(app, tenant, role="admin"):
+    """Headers of a request from a member of ``tenant`` holding ``role``, with a Bearer token."""
+    from bilten_core.auth.access_tokens import mint_access_token
+    from bilten_core.auth.models import Account, Membership
+
+    with app.app_context():
+        account = Account(email=f"{role}-{tenant.slug}@example.org", display_name=role.title())
+        db.session.add(account)
+        db.session.flush()
+        account_id = account.id
+        db.session.add(Membership(account_id=account_id, tenant_id=tenant.id, role=role))
+        db.session.commit()
+        with tenant_context(tenant):
+            return {**host_of(tenant), "Authorization": f"Bearer {mint_access_token(account_id, tenant)}"}
+
+
+@pytest.fixture
+def staff(app, tenant):
+    return staff_headers(app, tenant)
+
+
+def test_reading_settings_takes_the_view_permission(app, client, tenant):
+    anonymous = client.get("/api/v1/settings/general", headers=host_of(tenant))
+    assert anonymous.status_code == 401
+    assert client.get("/api/v1/settings", headers=host_of(tenant)).status_code == 401
+    box_office = staff_headers(app, tenant, role="box_office")
+    assert client.get("/api/v1/settings/general", headers=box_office).status_code == 403
+    assert client.get("/api/v1/settings/general", headers=staff_headers(app, tenant, role="finance")).status_code == 200
+
+
+def test_the_api_lists_namespaces_with_their_schemas(client, staff):
+    response = client.get("/api/v1/settings", headers=staff)
     assert response.status_code == 200
     general = next(item for item in response.json if item["namespace"] == "general")
     assert general["title"] == "General"
     assert general["schema"]["properties"]["brand_color"]["pattern"] == "^#[0-9a-fA-F]{6}$"
 
 
-def test_the_api_shows_a_tenants_values(app, client, tenant):
+def test_the_api_shows_a_tenants_values(app, client, tenant, staff):
     with app.app_context(), tenant_context(tenant):
         update_settings("general", {"display_name": "Jazzclub"})
         db.session.commit()
-    response = client.get("/api/v1/settings/general", headers=host_of(tenant))
+    response = client.get("/api/v1/settings/general", headers=staff)
     assert response.status_code == 200
     assert response.json["values"]["display_name"] == "Jazzclub"
     assert response.json["values"]["currency"] == "EUR"
 
 
-def test_the_api_answers_404_for_an_unknown_namespace(client, tenant):
-    response = client.get("/api/v1/settings/nope", headers=host_of(tenant))
+def test_the_api_answers_404_for_an_unknown_namespace(client, staff):
+    response = client.get("/api/v1/settings/nope", headers=staff)
     assert response.status_code == 404
     assert response.json["error"]["code"] == "unknown_settings_namespace"
     assert response.json["error"]["details"] == {"namespace": "nope"}
@@ -207,18 +237,39 @@ def test_hook_register_settings_namespace_is_served_only_to_tenants_using_the_pl
     with app.app_context():
         set_plugin(not_using.slug, "merchandise", False)
     client = app.test_client()
-    listed = [item["namespace"] for item in client.get("/api/v1/settings", headers=host_of(using)).json]
+    using_staff, not_using_staff = staff_headers(app, using), staff_headers(app, not_using)
+    listed = [item["namespace"] for item in client.get("/api/v1/settings", headers=using_staff).json]
     assert "merchandise" in listed
-    assert client.get("/api/v1/settings/merchandise", headers=host_of(using)).status_code == 200
-    listed = [item["namespace"] for item in client.get("/api/v1/settings", headers=host_of(not_using)).json]
+    assert client.get("/api/v1/settings/merchandise", headers=using_staff).status_code == 200
+    listed = [item["namespace"] for item in client.get("/api/v1/settings", headers=not_using_staff).json]
     assert "merchandise" not in listed
-    assert client.get("/api/v1/settings/merchandise", headers=host_of(not_using)).status_code == 404
+    assert client.get("/api/v1/settings/merchandise", headers=not_using_staff).status_code == 404
 
 
 def test_the_api_refuses_writes(client, tenant):
     response = client.put("/api/v1/settings/general", json={"currency": "USD"}, headers=host_of(tenant))
     assert response.status_code == 405
     assert response.json["error"]["code"] == "method_not_allowed"
+
+
+def test_staff_change_settings_over_the_api_all_or_nothing(app, client, tenant, staff):
+    from bilten_core.auth.models import Account
+    from bilten_core.testing import assert_api_error
+
+    headers = staff
+    with app.app_context():
+        account_id = db.session.scalar(sa.select(Account.id).where(Account.email == f"admin-{tenant.slug}@example.org"))
+    bad = {"values": {"currency": "euro", "timezone": "Nowhere", "display_name": "Half"}}
+    error = assert_api_error(client.patch("/api/v1/settings/general", json=bad, headers=headers), 422,
+                             "invalid_settings")
+    assert set(error["details"]) == {"currency", "timezone"}
+    good = {"values": {"currency": "USD", "display_name": "Kino"}}
+    response = client.patch("/api/v1/settings/general", json=good, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json["values"]["currency"] == "USD" and response.json["values"]["display_name"] == "Kino"
+    with app.app_context(), tenant_context(tenant):
+        [entry] = history("settings", "general")
+    assert (entry.actor_type, entry.actor_id) == ("user", account_id)
 
 
 # --- CLI -------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from flask import Flask, current_app, g, redirect, request
 from flask_babel import gettext as _
 from flask_smorest import Blueprint as ApiBlueprint
 
+from bilten_core.api import BEARER_SECURITY
 from bilten_core.auth.identity import Identity, current_identity
 from bilten_core.auth.models import Account, Membership
 from bilten_core.auth.roles import permissions_of
@@ -70,7 +71,8 @@ def has_permission(identity: Identity | None, permission: str, tenant: TenantInf
     return permission in permissions_in(identity, tenant)
 
 
-def _sign_in_redirect() -> Any:
+def sign_in_redirect() -> Any:
+    """Send a browser to the sign-in page, to come back to this page afterwards."""
     target = request.path + (f"?{request.query_string.decode('latin-1')}" if request.query_string else "")
     return redirect(f"{SIGN_IN_PATH}?{urlencode({'next': target})}")
 
@@ -83,8 +85,9 @@ def _error_doc(description: str) -> dict[str, Any]:
 def require_permission(permission: str) -> Callable[[F], F]:
     """Let the view run only for an identity holding ``permission`` in the current tenant.
 
-    Anonymous requests get a 401 (JSON on the API and for JSON clients, else a redirect to the
-    sign-in page that comes back afterwards); identities without the permission get a 403.
+    Anonymous requests get a 401 (JSON on the API and for JSON clients, with a ``Bearer``
+    challenge on the API, else a redirect to the sign-in page that comes back afterwards);
+    identities without the permission get a 403. In OpenAPI the operation requires the Bearer scheme.
     Place it right under ``@blueprint.route`` so the check runs before the body is parsed. A
     malformed name fails at import; a name nobody declared fails when the app is built.
     """
@@ -96,7 +99,7 @@ def require_permission(permission: str) -> Callable[[F], F]:
             identity = current_identity()
             if identity is None:
                 if not wants_json():
-                    return _sign_in_redirect()
+                    return sign_in_redirect()
                 raise ApiError(401, "authentication_required", _("Sign in to continue."))
             if not has_permission(identity, permission, current_tenant_or_none()):
                 raise ApiError(
@@ -108,9 +111,10 @@ def require_permission(permission: str) -> Callable[[F], F]:
         setattr(guarded, REQUIRED_ATTR, (*getattr(view, REQUIRED_ATTR, ()), permission))
         documented = ApiBlueprint.doc(
             responses={
-                401: _error_doc("Not signed in"),
+                401: _error_doc("Not signed in, or the access token was refused (see `WWW-Authenticate`)"),
                 403: _error_doc(f"Requires the permission `{permission}` in this tenant"),
             },
+            security=[{BEARER_SECURITY: []}],
             **{"x-permission": permission},
         )(guarded)
         return documented  # type: ignore[no-any-return]

@@ -24,10 +24,17 @@ csrf = CSRFProtect()
 # What an HTML form (or a no-CORS fetch) can send to another site without a preflight.
 CROSS_SITE_BODIES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Endpoints that check the origin of what they accept another way (a provider's form_post callback).
+_EXEMPT_ENDPOINTS: set[str] = set()
+
+
+def exempt_endpoint(endpoint: str) -> None:
+    """Take ``endpoint`` out of the CSRF check; only for one that binds requests to its own single-use state."""
+    _EXEMPT_ENDPOINTS.add(endpoint)
 
 
 def _protect_forms() -> None:
-    if request.method in SAFE_METHODS or request.path.startswith("/api/"):
+    if request.method in SAFE_METHODS or request.path.startswith("/api/") or request.endpoint in _EXEMPT_ENDPOINTS:
         return
     has_session = session_cookie_name() in request.cookies
     if has_session or request.mimetype in CROSS_SITE_BODIES:

@@ -28,9 +28,16 @@ from bilten_core.tenancy.context import TenantInfo
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"  # noqa: S105 (a link purpose, not a password)
-# Long enough to reach a mail read the next day; a reset link opens the account, so it is short.
-LIFETIMES = {VERIFY_EMAIL: timedelta(hours=48), RESET_PASSWORD: timedelta(hours=1)}
-PATHS = {VERIFY_EMAIL: "/account/verify-email/", RESET_PASSWORD: "/account/reset-password/"}
+MFA_RECOVERY = "mfa_recovery"
+# Long enough to reach a mail read the next day; links that open the account are short-lived.
+LIFETIMES = {
+    VERIFY_EMAIL: timedelta(hours=48), RESET_PASSWORD: timedelta(hours=1), MFA_RECOVERY: timedelta(hours=1),
+}
+PATHS = {
+    VERIFY_EMAIL: "/account/verify-email/",
+    RESET_PASSWORD: "/account/reset-password/",
+    MFA_RECOVERY: "/account/mfa-recovery/",
+}
 # token_urlsafe(32) is 43 characters; anything much longer is not ours and is not looked up.
 SECRET_MAX = 100
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from bilten_core.db import SharedModel
 from bilten_core.tenancy.models import Tenant
 
-LINK_PURPOSES = ("verify_email", "reset_password")
+LINK_PURPOSES = ("verify_email", "reset_password", "mfa_recovery")
 EMAIL_MAX = 254  # RFC 5321's limit on a forward path, less the angle brackets
 DISPLAY_NAME_MAX = 100
 

@@ -16,11 +16,17 @@ import hmac
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from bilten_core import audit
 from bilten_core.db import SharedModel, db
+from bilten_core.jobs import platform_job
+from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import current_tenant_or_none
+
+log = structlog.get_logger("bilten.auth.security_log")
 
 # Event names, not secrets (the linter reads "PASSWORD"/"TOKEN" names as credentials).
 SIGN_IN = "auth.sign_in"
@@ -30,6 +36,11 @@ PASSWORD_RESET = "auth.password_reset"  # noqa: S105
 PASSWORD_CHANGED = "auth.password_changed"  # noqa: S105
 MFA_ENABLED = "auth.mfa_enabled"
 MFA_DISABLED = "auth.mfa_disabled"
+MFA_FAILED = "auth.mfa_failed"
+MFA_BACKUP_CODES_REGENERATED = "auth.mfa_backup_codes_regenerated"
+MFA_RECOVERY_REQUESTED = "auth.mfa_recovery_requested"
+MFA_DEVICE_FORGOTTEN = "auth.mfa_device_forgotten"
+SMS_SENT = "auth.sms_sent"
 SESSION_REVOKED = "auth.session_revoked"
 TOKEN_ISSUED = "auth.token_issued"  # noqa: S105
 TOKEN_REFUSED = "auth.token_refused"  # noqa: S105
@@ -42,12 +53,24 @@ ROLE_CHANGED = "team.role_changed"
 MEMBER_REMOVED = "team.member_removed"
 ROLE_SAVED = "team.role_saved"
 ROLE_DELETED = "team.role_deleted"
+PLATFORM_ADMIN_GRANTED = "platform.admin_granted"
+PLATFORM_ADMIN_REVOKED = "platform.admin_revoked"
+INVITATION_SENT = "team.invitation_sent"
+INVITATION_ACCEPTED = "team.invitation_accepted"
+INVITATION_REVOKED = "team.invitation_revoked"
+SOCIAL_SIGN_IN_REFUSED = "auth.social_sign_in_refused"
+IDENTITY_LINKED = "auth.identity_linked"
+IDENTITY_UNLINKED = "auth.identity_unlinked"
 
 # Every action the security log shows; anything else in the audit log is business history.
 EVENTS: frozenset[str] = frozenset({
     SIGN_IN, SIGN_IN_FAILED, SIGN_OUT, PASSWORD_RESET, PASSWORD_CHANGED, MFA_ENABLED, MFA_DISABLED,
+    MFA_FAILED, MFA_BACKUP_CODES_REGENERATED, MFA_RECOVERY_REQUESTED, MFA_DEVICE_FORGOTTEN, SMS_SENT,
     SESSION_REVOKED, TOKEN_ISSUED, TOKEN_REFUSED, TOKEN_REFRESHED, REFRESH_REFUSED, TOKEN_REVOKED,
     TOKEN_REJECTED, MEMBER_ADDED, ROLE_CHANGED, MEMBER_REMOVED, ROLE_SAVED, ROLE_DELETED,
+    PLATFORM_ADMIN_GRANTED, PLATFORM_ADMIN_REVOKED,
+    INVITATION_SENT, INVITATION_ACCEPTED, INVITATION_REVOKED,
+    SOCIAL_SIGN_IN_REFUSED, IDENTITY_LINKED, IDENTITY_UNLINKED,
 })
 
 
@@ -96,3 +119,76 @@ def tenant_events(action: str | None, offset: int, limit: int) -> tuple[int, lis
         .limit(limit)
     )
     return total, list(db.session.scalars(query))
+
+
+def platform_events(action: str | None, offset: int, limit: int) -> tuple[int, list[PlatformSecurityEntry]]:
+    """The platform's security events (one action, or all), newest first, and how many there are."""
+    where = PlatformSecurityEntry.action == action if action else sa.true()
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(PlatformSecurityEntry).where(where)) or 0
+    query = (
+        sa.select(PlatformSecurityEntry)
+        .where(where)
+        .order_by(PlatformSecurityEntry.occurred_at.desc(), PlatformSecurityEntry.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return total, list(db.session.scalars(query))
+
+
+# --- Retention -----------------------------------------------------------------------------------
+
+# The database refuses to purge entries younger than this, whatever the setting (migrations s0008, t0005).
+RETENTION_FLOOR_DAYS = 30
+
+
+class RetentionPurgeFailed(RuntimeError):
+    """Some tenants' audit logs could not be purged (the job is retried); the others were."""
+
+
+def _allow_purge(days: int) -> None:
+    """Let this transaction, and only it, delete entries older than ``days`` (the triggers check both)."""
+    db.session.execute(sa.text("SELECT set_config('bilten.retention_purge', 'on', true)"))
+    db.session.execute(sa.text("SELECT set_config('bilten.retention_days', :days, true)"), {"days": str(days)})
+
+
+def purge_expired(days: int) -> dict[str, int]:
+    """Delete entries older than ``days`` from the platform log and every tenant's audit log.
+
+    One transaction per log, committed as it goes, so a failure in one tenant keeps the others'
+    work. Returns how many entries each log lost (``"platform"`` or the tenant's slug), when any.
+    """
+    from tenants.service import active_tenants
+
+    days = max(days, RETENTION_FLOOR_DAYS)
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, days)
+    purged: dict[str, int] = {}
+    _allow_purge(days)
+    result = db.session.execute(sa.delete(PlatformSecurityEntry).where(PlatformSecurityEntry.occurred_at < cutoff))
+    db.session.commit()
+    if result.rowcount:  # type: ignore[attr-defined]
+        purged["platform"] = int(result.rowcount)  # type: ignore[attr-defined]
+    failed = []
+    for schema, slug in active_tenants():
+        audit_log = sa.table("audit_log", sa.column("occurred_at"), schema=schema)
+        try:
+            _allow_purge(days)
+            result = db.session.execute(sa.delete(audit_log).where(audit_log.c.occurred_at < cutoff))
+            db.session.commit()
+        except DBAPIError as exc:  # e.g. a schema not migrated yet: the others still get purged
+            db.session.rollback()
+            log.error("security_logs.purge_failed", tenant=slug, error=str(exc.orig))
+            failed.append(slug)
+            continue
+        if result.rowcount:  # type: ignore[attr-defined]
+            purged[slug] = int(result.rowcount)  # type: ignore[attr-defined]
+    if failed:
+        raise RetentionPurgeFailed(failed)
+    return purged
+
+
+@platform_job(name="kernel.purge_security_logs")
+def purge_security_logs() -> None:
+    """Keep the audit logs and the platform security log to ``audit.retention_days`` (scheduled daily)."""
+    purged = purge_expired(kernel().settings.audit.retention_days)
+    if purged:
+        log.info("security_logs.purged", counts=purged)

@@ -9,7 +9,10 @@ for the tenant it was created for.
 Sessions end after ``IDLE_TIMEOUT`` without a request and ``ABSOLUTE_TIMEOUT`` after they began,
 whichever comes first. :func:`rotate` gives the current session a new id (the old one is deleted)
 and must be called at sign-in and whenever the account's privileges change, so that an id planted
-before (session fixation) or seen before is worth nothing afterwards.
+before (session fixation) or seen before is worth nothing afterwards. A privilege change made by
+someone else (a role changed, a member removed) is announced with :func:`privileges_changed`: it
+bumps the account's privilege generation once the change commits, and each of the account's
+sessions, on its next request, sees the new generation and rotates its id.
 """
 
 from __future__ import annotations
@@ -22,16 +25,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import redis.exceptions
+import structlog
 from flask import Flask, Request, g, request, session
 from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
 from flask_login import LoginManager, UserMixin
 from redis import Redis
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import CallbackDict
 from werkzeug.wrappers import Response
 
 from bilten_core.auth.identity import Identity, set_identity
 from bilten_core.auth.models import Account
-from bilten_core.db import db
+from bilten_core.db import TenantSession, db
 from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import current_tenant_or_none
 from bilten_core.tenancy.hosts import BadHost, normalize_host
@@ -47,6 +54,12 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 USER_AGENT_READ = 512
 KEY_PREFIX = "bilten:session:"
 INDEX_PREFIX = "bilten:account-sessions:"
+PRIVILEGES_PREFIX = "bilten:account-privileges:"
+# The privilege generation a session last saw, kept in the session's data.
+SEEN_PRIVILEGES = "privileges"
+_PENDING_PRIVILEGE_CHANGES = "bilten_privilege_changes"
+
+log = structlog.get_logger("bilten.sessions")
 
 
 def _session_key(session_id: str) -> str:
@@ -258,6 +271,48 @@ def rotate() -> None:
     session.rotate()
 
 
+def privileges_changed(account_id: str) -> None:
+    """Have every session of ``account_id`` rotate its id once the current transaction commits.
+
+    Permissions are read from the database on every request, so nothing stale is granted; the
+    rotation makes an id seen before the change (a shared computer, a leaked log) worthless after it.
+    """
+    db.session.info.setdefault(_PENDING_PRIVILEGE_CHANGES, set()).add(account_id)
+
+
+def privilege_generation(account_id: str) -> int:
+    return int(_redis().get(PRIVILEGES_PREFIX + account_id) or 0)
+
+
+def _bump_privileges(db_session: Session) -> None:
+    for account_id in db_session.info.pop(_PENDING_PRIVILEGE_CHANGES, set()):
+        key = PRIVILEGES_PREFIX + account_id
+        try:
+            pipe = _redis().pipeline()
+            pipe.incr(key)
+            # Outlives every session that could have seen the previous generation.
+            pipe.expire(key, int(ABSOLUTE_TIMEOUT.total_seconds()) + 1)
+            pipe.execute()
+        except redis.exceptions.RedisError:
+            # The change itself committed and permissions are re-read on every request.
+            log.exception("sessions.privilege_bump_failed", account_id=account_id)
+
+
+def _forget_privilege_changes(db_session: Session) -> None:
+    db_session.info.pop(_PENDING_PRIVILEGE_CHANGES, None)
+
+
+def _check_privilege_generation(account_id: str) -> None:
+    """Rotate the current session if the account's privileges changed since it last looked."""
+    current = privilege_generation(account_id)
+    seen = session.get(SEEN_PRIVILEGES)
+    if seen == current:
+        return
+    if seen is not None:
+        rotate()
+    session[SEEN_PRIVILEGES] = current
+
+
 def session_tenant_id() -> str | None:
     """The tenant the current session was created for (None: the platform host, or a new session)."""
     if isinstance(session, ServerSession):
@@ -316,6 +371,7 @@ def load_account(account_id: str) -> SignedIn | None:
     account = db.session.get(Account, account_id)
     if account is None or account.is_disabled:
         return None
+    _check_privilege_generation(account.id)
     set_identity(Identity(account.id, "session", tenant_id, tuple(session.get("auth_methods", ("pwd",)))))
     return SignedIn(account)
 
@@ -328,3 +384,6 @@ def configure_sessions(app: Flask) -> None:
     login_manager.login_view = "account.sign_in"
     login_manager.login_message = None  # type: ignore[assignment]
     login_manager.init_app(app)
+    if not sa_event.contains(TenantSession, "after_commit", _bump_privileges):
+        sa_event.listen(TenantSession, "after_commit", _bump_privileges)
+        sa_event.listen(TenantSession, "after_rollback", _forget_privilege_changes)

@@ -9,11 +9,13 @@ can do everything. Functions here leave the commit to their caller.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from bilten_core.audit import Actor, record
+from bilten_core.auth import security_log, sessions
 from bilten_core.auth.authorize import role_in
 from bilten_core.auth.identity import Identity
 from bilten_core.auth.models import Account, Membership
@@ -27,6 +29,7 @@ from bilten_core.auth.roles import (
 )
 from bilten_core.db import db
 from bilten_core.errors import ApiError
+from bilten_core.permissions import permission_registry
 from bilten_core.tenancy.context import current_tenant
 from bilten_core.tenancy.models import Tenant
 
@@ -37,6 +40,7 @@ class Member:
     email: str
     display_name: str
     role: str
+    joined_at: datetime | None = None
 
 
 def count_members() -> int:
@@ -49,20 +53,23 @@ def count_members() -> int:
 def list_members(offset: int = 0, limit: int | None = None) -> list[Member]:
     """The current tenant's members with their roles, by email."""
     rows = db.session.execute(
-        sa.select(Account, Membership.role)
+        sa.select(Account, Membership.role, Membership.created_at)
         .join(Membership, Membership.account_id == Account.id)
         .where(Membership.tenant_id == current_tenant().id)
         .order_by(Account.email)
         .offset(offset)
         .limit(limit)
     )
-    return [Member(account.id, account.email, account.display_name, role) for account, role in rows]
+    return [
+        Member(account.id, account.email, account.display_name, role, joined)
+        for account, role, joined in rows
+    ]
 
 
 def add_member(actor: Identity, email: str, role: str) -> Member:
     """Give the existing account with ``email`` a role in the current tenant."""
-    tenant_id = _lock_team()
-    _check_may_grant(actor, role)
+    tenant_id = lock_team()
+    check_may_grant(actor, role)
     account = db.session.scalar(sa.select(Account).where(Account.email == email.strip().lower()))
     if account is None:
         raise ApiError(
@@ -71,41 +78,61 @@ def add_member(actor: Identity, email: str, role: str) -> Member:
     if db.session.get(Membership, (account.id, tenant_id)) is not None:
         raise ApiError(409, "already_member", _("This person is already on the team."), {"account_id": account.id})
     db.session.add(Membership(account_id=account.id, tenant_id=tenant_id, role=role))
-    record("team.member_added", "membership", account.id, {"email": account.email, "role": role}, _actor(actor))
+    record(security_log.MEMBER_ADDED, "membership", account.id, {"email": account.email, "role": role}, actor_of(actor))
+    sessions.privileges_changed(account.id)
     return Member(account.id, account.email, account.display_name, role)
 
 
 def change_role(actor: Identity, account_id: str, role: str) -> Member:
     membership = _membership_for_update(account_id)
-    _check_outranks(actor, membership.role)
-    _check_may_grant(actor, role)
+    check_outranks(actor, membership.role)
+    check_may_grant(actor, role)
     if membership.role == OWNER and role != OWNER:
         _keep_an_owner(membership)
     previous, membership.role = membership.role, role
-    record("team.role_changed", "membership", account_id, {"role": [previous, role]}, _actor(actor))
+    record(security_log.ROLE_CHANGED, "membership", account_id, {"role": [previous, role]}, actor_of(actor))
+    if previous != role:
+        sessions.privileges_changed(account_id)
     account = db.session.get_one(Account, account_id)
     return Member(account.id, account.email, account.display_name, role)
 
 
 def remove_member(actor: Identity, account_id: str) -> None:
     membership = _membership_for_update(account_id)
-    _check_outranks(actor, membership.role)
+    check_outranks(actor, membership.role)
     if membership.role == OWNER:
         _keep_an_owner(membership)
     db.session.delete(membership)
-    record("team.member_removed", "membership", account_id, {"role": membership.role}, _actor(actor))
+    record(security_log.MEMBER_REMOVED, "membership", account_id, {"role": membership.role}, actor_of(actor))
+    sessions.privileges_changed(account_id)
 
 
 def save_role(actor: Identity, name: str, title: str, permissions: list[str]) -> CustomRole:
-    """Create or replace one of the tenant's own roles (see :func:`roles.save_custom_role`)."""
+    """Create or replace one of the tenant's own roles (see :func:`roles.save_custom_role`).
+
+    The actor must hold every permission the role grants, before and after: otherwise someone
+    holding a custom role with ``tenant.roles.manage`` could add any right to their own role.
+    """
+    lock_team()
+    if role_exists(name):
+        check_outranks(actor, name)
+    _check_holds(actor, permissions)
     role = save_custom_role(name, title, permissions)
-    record("team.role_saved", "role", name, {"title": title, "permissions": role.permissions}, _actor(actor))
+    record(security_log.ROLE_SAVED, "role", name, {"title": title, "permissions": role.permissions}, actor_of(actor))
+    holders = db.session.scalars(
+        sa.select(Membership.account_id).where(
+            Membership.tenant_id == current_tenant().id, Membership.role == name
+        )
+    )
+    for account_id in holders:
+        sessions.privileges_changed(account_id)  # the role's rights changed under its holders
     return role
 
 
 def delete_role(actor: Identity, name: str) -> None:
     """Delete one of the tenant's own roles, which nobody may still hold."""
-    tenant_id = _lock_team()  # so nobody is given the role between this count and the delete
+    tenant_id = lock_team()  # so nobody is given the role between this count and the delete
+    check_outranks(actor, name)
     holders = db.session.scalar(
         sa.select(sa.func.count())
         .select_from(Membership)
@@ -116,20 +143,21 @@ def delete_role(actor: Identity, name: str) -> None:
             409, "role_in_use", _("Give the members holding this role another role first."), {"members": holders}
         )
     delete_custom_role(name)
-    record("team.role_deleted", "role", name, {}, _actor(actor))
+    record(security_log.ROLE_DELETED, "role", name, {}, actor_of(actor))
 
 
-def _actor(identity: Identity) -> Actor:
+def actor_of(identity: Identity) -> Actor:
     return Actor("user", identity.account_id)
 
 
-def _check_may_grant(actor: Identity, role: str) -> None:
+def check_may_grant(actor: Identity, role: str) -> None:
+    """``actor`` may give ``role``, which exists, to someone; raises :class:`ApiError` otherwise."""
     if not role_exists(role):
         raise ApiError(422, "unknown_role", _("There is no role named '%(name)s'.", name=role), {"role": role})
-    _check_outranks(actor, role)
+    check_outranks(actor, role)
 
 
-def _check_outranks(actor: Identity, role: str) -> None:
+def check_outranks(actor: Identity, role: str) -> None:
     """``actor`` may take ``role`` away from someone (a role that no longer exists allows nothing)."""
     # Read the actor's role afresh (not the request's cached permissions): after the team lock,
     # it reflects any change that committed while this request waited.
@@ -144,7 +172,19 @@ def _check_outranks(actor: Identity, role: str) -> None:
         )
 
 
-def _lock_team() -> str:
+def _check_holds(actor: Identity, permissions: list[str]) -> None:
+    actor_role = role_in(actor, current_tenant())
+    held = permissions_of(actor_role) if actor_role else frozenset()
+    declared = permission_registry()  # undeclared names are refused as such when the role is saved
+    missing = sorted(name for name in set(permissions) - held if name in declared)
+    if missing:
+        raise ApiError(
+            403, "role_exceeds_yours", _("You can only put permissions you hold yourself into a role."),
+            {"missing": missing},
+        )
+
+
+def lock_team() -> str:
     """Take the current tenant's team lock until commit; returns the tenant id.
 
     One team change per tenant at a time: two owners demoting each other at once must not both
@@ -157,7 +197,7 @@ def _lock_team() -> str:
 
 
 def _membership_for_update(account_id: str) -> Membership:
-    tenant_id = _lock_team()
+    tenant_id = lock_team()
     membership = db.session.scalar(
         sa.select(Membership).where(Membership.account_id == account_id, Membership.tenant_id == tenant_id)
     )

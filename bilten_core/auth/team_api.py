@@ -1,7 +1,9 @@
-"""The team API of a tenant: ``/api/v1/team`` (members and their roles) and ``/api/v1/team/roles``."""
+"""The team API of a tenant: ``/api/v1/team`` (members and their roles), ``/api/v1/team/invitations``
+and ``/api/v1/team/roles``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -9,7 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from bilten_core.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from bilten_core.auth import roles, team
+from bilten_core.auth import invitations, roles, team
 from bilten_core.auth.authorize import require_permission
 from bilten_core.auth.identity import Identity, current_identity
 from bilten_core.auth.models import EMAIL_MAX
@@ -40,6 +42,26 @@ class AddMemberSchema(Schema):
 
 class ChangeRoleSchema(Schema):
     role = _ROLE
+
+
+class InvitationSchema(Schema):
+    id = fields.String(required=True)
+    email = fields.String(required=True)
+    role = fields.String(required=True)
+    invited_by = fields.String(allow_none=True)
+    inviter_name = fields.String(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    expired = fields.Boolean(required=True)
+
+
+class InviteSchema(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=EMAIL_MAX))
+    role = _ROLE
+    valid_days = fields.Integer(
+        load_default=invitations.DEFAULT_LIFETIME.days,
+        validate=validate.Range(min=1, max=invitations.MAX_LIFETIME_DAYS),
+    )
 
 
 class RoleSchema(Schema):
@@ -82,6 +104,54 @@ def add_member(body: dict[str, Any]) -> Any:
     member = team.add_member(_actor(), body["email"], body["role"])
     db.session.commit()
     return member
+
+
+@blueprint.route("/invitations")
+@require_permission("tenant.team.view")
+@blueprint.response(200, InvitationSchema(many=True))
+@blueprint.paginate(page_size=DEFAULT_PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
+def list_invitations(pagination_parameters: Any) -> Any:
+    """Pending invitations (expired ones included, marked), newest first."""
+    pagination_parameters.item_count = invitations.count_pending()
+    return invitations.list_pending(offset=pagination_parameters.first_item, limit=pagination_parameters.page_size)
+
+
+@blueprint.route("/invitations", methods=["POST"])
+@require_permission("tenant.team.manage")
+@blueprint.arguments(InviteSchema)
+@blueprint.response(201, InvitationSchema)
+@blueprint.alt_response(409, schema="Error", description="Already a member")
+def invite(body: dict[str, Any]) -> Any:
+    """Mail an invitation to join with a role; it replaces a pending invitation of the same address.
+
+    The membership exists only once the invitee accepts, signed in with that verified address.
+    """
+    invitation = invitations.invite(_actor(), body["email"], body["role"], timedelta(days=body["valid_days"]))
+    view = invitations.view_of(invitation)
+    db.session.commit()
+    return view
+
+
+@blueprint.route("/invitations/<uuid:invitation_id>/resend", methods=["POST"])
+@require_permission("tenant.team.manage")
+@blueprint.response(201, InvitationSchema)
+@blueprint.alt_response(404, schema="Error", description="No such pending invitation")
+def resend_invitation(invitation_id: UUID) -> Any:
+    """Mail a pending invitation again under a new id and link; the earlier link stops working."""
+    invitation = invitations.resend(_actor(), str(invitation_id))
+    view = invitations.view_of(invitation)
+    db.session.commit()
+    return view
+
+
+@blueprint.route("/invitations/<uuid:invitation_id>", methods=["DELETE"])
+@require_permission("tenant.team.manage")
+@blueprint.response(204)
+@blueprint.alt_response(404, schema="Error", description="No such pending invitation")
+def revoke_invitation(invitation_id: UUID) -> None:
+    """Withdraw a pending invitation; its link then says it was withdrawn."""
+    invitations.revoke(_actor(), str(invitation_id))
+    db.session.commit()
 
 
 @blueprint.route("/<uuid:account_id>", methods=["PATCH"])

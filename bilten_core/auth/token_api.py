@@ -20,7 +20,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 
 from bilten_core import audit
-from bilten_core.auth import mfa, refresh_tokens, security_log, throttle
+from bilten_core.auth import mfa, mfa_policy, refresh_tokens, security_log, sms, throttle
 from bilten_core.auth.access_tokens import DEFAULT_LIFETIME, mint_access_token
 from bilten_core.auth.models import EMAIL_MAX, Account, Membership
 from bilten_core.auth.passwords import MAX_LENGTH as PASSWORD_MAX
@@ -58,7 +58,11 @@ class TokenRequestSchema(Schema):
     otp = fields.String(
         load_default=None,
         validate=validate.Length(min=1, max=OTP_MAX),
-        metadata={"description": "A TOTP or backup code; required for accounts with two-step sign-in"},
+        metadata={"description": "A TOTP, SMS or backup code; required for accounts with two-step sign-in"},
+    )
+    send_sms_code = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Without `otp`: text a code to the account's confirmed number, then send it as `otp`"},
     )
 
 
@@ -83,7 +87,16 @@ class TokenPairSchema(Schema):
     description="`invalid_credentials`: wrong email or password; `mfa_required`: send `otp` too; "
     "`invalid_otp`: the code is wrong or already used",
 )
-@blueprint.alt_response(403, schema="Error", description="`email_not_verified`: verify the address first")
+@blueprint.alt_response(
+    403, schema="Error",
+    description="`email_not_verified`: verify the address first; `mfa_enrolment_required`: the tenant "
+    "requires its team to use two-step sign-in and this member has not set it up; `sms_not_enabled`",
+)
+@blueprint.alt_response(
+    429, schema="Error",
+    description="`too_many_sms`: wait before asking for another code; `mfa_locked`: too many wrong codes",
+)
+@blueprint.alt_response(503, schema="Error", description="`sms_unavailable`: the text message could not be sent")
 @blueprint.alt_response(422, schema="Error", description="Missing or oversized fields")
 def issue_tokens(body: dict[str, Any]) -> Any:
     """Sign in with email and password for a token pair."""
@@ -99,7 +112,14 @@ def issue_tokens(body: dict[str, Any]) -> Any:
         audit.record("auth.token_refused", "account", account.id, {"reason": "email_not_verified"}, actor=actor)
         db.session.commit()
         raise ApiError(403, "email_not_verified", _("Confirm your email address before signing in."))
-    methods = _second_factor(account, body.get("otp"), actor)
+    if mfa_policy.enrolment_required(account, tenant):
+        audit.record("auth.token_refused", "account", account.id, {"reason": "mfa_enrolment_required"}, actor=actor)
+        db.session.commit()
+        raise ApiError(
+            403, "mfa_enrolment_required",
+            _("This organisation requires two-step sign-in for its team. Set it up on the account page first."),
+        )
+    methods = _second_factor(account, body.get("otp"), actor, body.get("send_sms_code", False))
     refresh_token = refresh_tokens.issue(account, tenant, auth_methods=methods)
     audit.record("auth.token_issued", "account", account.id, actor=actor)
     pair = _pair(account.id, refresh_token, methods)
@@ -163,19 +183,57 @@ def jwks() -> Response:
     return response
 
 
-def _second_factor(account: Account, otp: str | None, actor: audit.Actor) -> tuple[str, ...]:
+def _second_factor(account: Account, otp: str | None, actor: audit.Actor, send_sms_code: bool) -> tuple[str, ...]:
     """The sign-in's methods once its second factor, if the account has one, is proven."""
     if not mfa.is_enabled(account):
         return PASSWORD_METHODS
+    if mfa.codes_locked(account):
+        audit.record("auth.token_refused", "account", account.id, {"reason": "mfa_locked"}, actor=actor)
+        db.session.commit()
+        raise ApiError(429, "mfa_locked", mfa.locked_message())
+    if otp is None and send_sms_code:
+        _send_sms(account)
     if otp is None:
         audit.record("auth.token_refused", "account", account.id, {"reason": "mfa_required"}, actor=actor)
         db.session.commit()
-        raise ApiError(401, "mfa_required", _("Enter the code from your authenticator app as `otp`."))
-    if mfa.verify_second_factor(account, otp) is None:
+        raise ApiError(401, "mfa_required", _("Enter the code from your authenticator app or text message as `otp`."))
+    method = mfa.verify_second_factor(account, otp)
+    if method is None:
+        db.session.rollback()
+        mfa.record_code_failure(account, "token")
         audit.record("auth.token_refused", "account", account.id, {"reason": "invalid_otp"}, actor=actor)
         db.session.commit()
         raise ApiError(401, "invalid_otp", _("The code is not valid."))
+    mfa.record_code_success(account)
     return SECOND_FACTOR_METHODS
+
+
+def _send_sms(account: Account) -> None:
+    """Text a sign-in code; answers 401 ``mfa_required`` saying where it went, or why it did not."""
+    if not mfa.factors(account).sms:
+        raise ApiError(403, "sms_not_enabled", _("This account has no confirmed number for text messages."))
+    try:
+        phone = mfa.send_sms_code(account, mfa.SMS_SIGN_IN, current_tenant())
+    except mfa.SmsRateLimited as exc:
+        db.session.rollback()
+        raise ApiError(
+            429, "too_many_sms", _("Several codes were sent already. Wait before asking for another."),
+            {"retry_after": exc.retry_after},
+        ) from None
+    except sms.SmsError:
+        db.session.rollback()
+        raise ApiError(
+            503, "sms_unavailable", _("The text message could not be sent. Try again later, or use another code.")
+        ) from None
+    security_log.record(
+        security_log.SMS_SENT, "account", account.id, {"purpose": mfa.SMS_SIGN_IN, "phone": sms.masked(phone)},
+        actor=audit.Actor("user", account.id),
+    )
+    db.session.commit()
+    raise ApiError(
+        401, "mfa_required", _("We texted a code to %(phone)s. Send it as `otp`.", phone=sms.masked(phone)),
+        {"sms_sent_to": sms.masked(phone)},
+    )
 
 
 def _pair(account_id: str, refresh_token: str, auth_methods: tuple[str, ...]) -> dict[str, Any]:

@@ -34,6 +34,8 @@ HOME = "/account/"
 FIELD_MAX = 1024
 # Status of a form sent back with errors.
 INVALID = 422
+# A same-site path to return to once a new account's address is confirmed (a team invitation).
+CONTINUE_AFTER_VERIFICATION = "continue_after_verification"
 
 
 def _tenant_only() -> TenantInfo:
@@ -123,7 +125,7 @@ def verify(secret: str) -> Any:
         return error_response(400, f"link_{exc.reason}", exc.user_message())
     db.session.commit()
     flash(_("Your email address is confirmed. You can sign in now."))
-    return redirect(url_for("account.sign_in"))
+    return redirect(url_for("account.sign_in", next=session.pop(CONTINUE_AFTER_VERIFICATION, None)))
 
 
 # --- Sign in and out ---------------------------------------------------------------------------

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import auth_probe
 import job_probe
 import pytest
-from aiosmtpd.controller import Controller
-from auth_mail import Inbox
-
-from bilten_core.kernel import kernel
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from auth_mail import smtp_inbox
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +33,8 @@ def auth_ctx(auth_app):
 @pytest.fixture
 def inbox(auth_app, monkeypatch):
     """A running SMTP server on a free loopback port, which the app's mail settings point at."""
-    box = Inbox()
-    port = free_port()
-    settings = kernel(auth_app).settings.mail
-    monkeypatch.setattr(settings, "backend", "smtp")
-    monkeypatch.setattr(settings, "smtp_host", "127.0.0.1")
-    monkeypatch.setattr(settings, "smtp_port", port)
-    monkeypatch.setattr(settings, "smtp_starttls", False)
-    monkeypatch.setattr(settings, "smtp_timeout", 2.0)
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box
-    controller.stop(no_assert=True)
+    with smtp_inbox(auth_app, monkeypatch) as box:
+        yield box
 
 
 @pytest.fixture

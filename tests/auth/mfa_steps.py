@@ -16,14 +16,18 @@ def code_at(secret, steps_from_now=0):
     return pyotp.TOTP(secret).at(time.time() + 30 * steps_from_now)
 
 
-def enrol(browser):
-    """Turn MFA on for the signed-in ``browser`` as a person would; (secret, backup codes shown)."""
+def enrol(browser, steps_from_now=0):
+    """Turn MFA on for the signed-in ``browser`` as a person would; (secret, backup codes shown).
+
+    An account's TOTP codes are accepted once per time step, whatever the secret: enrolling the
+    same account again within a step needs a neighbouring step's code.
+    """
     response = browser.submit("/account/mfa", {}, action="/account/mfa/start")
     assert response.status_code == 302 and response.location == "/account/mfa/enrol", response.text
     page = browser.get("/account/mfa/enrol")
     assert page.status_code == 200 and "<svg" in page.text
     [secret] = SECRET.findall(page.text)
-    response = browser.submit("/account/mfa/enrol", {"code": code_at(secret)})
+    response = browser.submit("/account/mfa/enrol", {"code": code_at(secret, steps_from_now)})
     assert response.status_code == 302 and response.location == "/account/mfa/backup-codes", response.text
     shown = browser.get("/account/mfa/backup-codes")
     codes = BACKUP_CODE.findall(shown.text)

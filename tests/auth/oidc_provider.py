@@ -3,7 +3,9 @@
 It speaks the authorization-code flow with PKCE (S256 only) and client_secret_basic / _post, serves
 its discovery document and JWKS, approves every request for the person in ``user``, and signs ID
 tokens with RS256. ``tamper`` makes the next ID tokens wrong in one way, as an attacker or a
-misconfigured provider would send them.
+misconfigured provider would send them. ``clients`` maps each registered client id to its secret
+(a tenant's own app is one more client). Subclasses change how a client authenticates and how
+the answer goes back to the site (Apple's form_post, in ``apple_provider``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class LoopbackProvider:
         self.tamper = None
         self.codes = {}
         self.tokens_issued = 0
+        self.clients = {CLIENT_ID: CLIENT_SECRET}
+        self.token_requests = []
         self.app = self._build_app()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.issuer = f"http://127.0.0.1:{self.server.server_port}"
@@ -60,18 +64,7 @@ class LoopbackProvider:
 
         @app.get("/.well-known/openid-configuration")
         def discovery():
-            return jsonify(
-                issuer=self.issuer,
-                authorization_endpoint=self.issuer + "/authorize",
-                token_endpoint=self.issuer + "/token",
-                jwks_uri=self.issuer + "/jwks",
-                response_types_supported=["code"],
-                subject_types_supported=["public"],
-                id_token_signing_alg_values_supported=["RS256"],
-                code_challenge_methods_supported=["S256"],
-                token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
-                scopes_supported=["openid", "email", "profile"],
-            )
+            return jsonify(self.discovery_document())
 
         @app.get("/jwks")
         def jwks():
@@ -80,7 +73,7 @@ class LoopbackProvider:
         @app.get("/authorize")
         def authorize():
             args = request.args
-            if args.get("client_id") != CLIENT_ID or args.get("response_type") != "code":
+            if args.get("client_id") not in self.clients or args.get("response_type") != "code":
                 return jsonify(error="unauthorized_client"), 400
             if "openid" not in args.get("scope", "").split():
                 return jsonify(error="invalid_scope"), 400
@@ -88,31 +81,24 @@ class LoopbackProvider:
                 return jsonify(error="invalid_request", error_description="PKCE S256 required"), 400
             code = secrets.token_urlsafe(24)
             self.codes[code] = {
+                "client_id": args["client_id"],
                 "redirect_uri": args["redirect_uri"],
                 "nonce": args.get("nonce"),
                 "challenge": args["code_challenge"],
                 "user": dict(self.user),
             }
-            query = urlencode({"code": code, "state": args.get("state", "")})
-            return redirect(f"{args['redirect_uri']}?{query}")
+            return self.respond(args, {"code": code, "state": args.get("state", "")})
 
         @app.post("/token")
         def token():
-            auth = request.authorization
-            client_id, secret = (
-                (auth.username, auth.password)
-                if auth
-                else (
-                    request.form.get("client_id"),
-                    request.form.get("client_secret"),
-                )
-            )
-            if client_id != CLIENT_ID or secret != CLIENT_SECRET:
-                return jsonify(error="invalid_client"), 401
+            client_id, refusal = self.authenticate_client(request)
+            self.token_requests.append(client_id)
+            if refusal:
+                return jsonify(error="invalid_client", error_description=refusal), 401
             grant = self.codes.pop(request.form.get("code", ""), None)  # single use
             if request.form.get("grant_type") != "authorization_code" or grant is None:
                 return jsonify(error="invalid_grant"), 400
-            if request.form.get("redirect_uri") != grant["redirect_uri"]:
+            if grant["client_id"] != client_id or request.form.get("redirect_uri") != grant["redirect_uri"]:
                 return jsonify(error="invalid_grant", error_description="redirect_uri"), 400
             verifier = request.form.get("code_verifier", "")
             if _b64(hashlib.sha256(verifier.encode()).digest()) != grant["challenge"]:
@@ -127,12 +113,40 @@ class LoopbackProvider:
 
         return app
 
+    def discovery_document(self):
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.issuer + "/authorize",
+            "token_endpoint": self.issuer + "/token",
+            "jwks_uri": self.issuer + "/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": ["openid", "email", "profile"],
+        }
+
+    def authenticate_client(self, req):
+        """(client id, why it is refused or None) for a token request."""
+        auth = req.authorization
+        client_id, secret = (auth.username, auth.password) if auth else (
+            req.form.get("client_id"), req.form.get("client_secret")
+        )
+        if client_id not in self.clients or secret != self.clients[client_id]:
+            return client_id, "unknown client or wrong secret"
+        return client_id, None
+
+    def respond(self, args, params):
+        """Send the browser back to the site with ``params`` (a redirect with a query)."""
+        return redirect(f"{args['redirect_uri']}?{urlencode(params)}")
+
     def _id_token(self, grant):
         now = int(time.time())
         claims = {
             "iss": self.issuer,
             "sub": grant["user"]["sub"],
-            "aud": CLIENT_ID,
+            "aud": grant["client_id"],
             "iat": now,
             "exp": now + 300,
             "nonce": grant["nonce"],

@@ -83,3 +83,25 @@ def test_a_wrong_password_is_refused_before_the_otp_is_looked_at(api, tenant):
         headers=host_of(tenant),
     )
     assert_api_error(response, 401, "invalid_credentials")
+
+
+def test_guessing_otps_locks_token_issuance(api, app, tenant, monkeypatch):
+    from bilten_core.kernel import kernel
+
+    monkeypatch.setattr(kernel(app).settings.throttle, "max_failures", 3)
+    email, secret, _codes = enrolled_account(tenant)
+    for guess in ("000001", "000002", "000003"):
+        assert_api_error(token(api, tenant, email, otp=guess), 401, "invalid_otp")
+    # Locked: even the right code is refused, and a correct password does not reset the count.
+    assert_api_error(token(api, tenant, email, otp=pyotp.TOTP(secret).now()), 429, "mfa_locked")
+    assert_api_error(token(api, tenant, email), 429, "mfa_locked")
+
+
+def test_security_log_names_the_refusals(api, tenant):
+    from bilten_core.audit import AuditEntry
+
+    email, _secret, _codes = enrolled_account(tenant)
+    token(api, tenant, email, otp="000000")
+    with tenant_context(tenant):
+        actions = list(db.session.scalars(sa.select(AuditEntry.action).order_by(AuditEntry.id)))
+    assert "auth.mfa_failed" in actions and "auth.token_refused" in actions

@@ -3,8 +3,11 @@ devices, disabling, and every way a code can be wrong."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
+from auth_mail import deliver
 from flask.sessions import session_json_serializer
 from mfa_steps import BACKUP_CODE, code_at, enrol
 from web_pages import PASSWORD, Browser, newest_link, sign_in, sign_up_and_verify, stored_session, unique_email
@@ -62,7 +65,7 @@ def test_enrol_then_sign_in_with_the_second_factor(web, inbox, tenant):
     response = other.submit(VERIFY, {"code": code_at(secret, 1)})
     assert response.status_code == 302 and response.location == "/account/"
     assert other.get("/account/").status_code == 200
-    assert {"account.mfa_enabled", "account.signed_in"} <= set(actions(web, tenant))
+    assert {"auth.mfa_enabled", "auth.sign_in"} <= set(actions(web, tenant))
 
 
 def test_enrolment_refuses_a_wrong_code_and_is_not_in_force_until_confirmed(web, inbox, tenant):
@@ -86,7 +89,7 @@ def test_wrong_and_replayed_codes_are_refused(web, inbox, tenant):
     assert attempt.submit(VERIFY, {"code": "12345"}).status_code == 422
     assert attempt.submit(VERIFY, {"code": "x" * 5000}).status_code == 422
     assert attempt.get("/account/").status_code == 302
-    assert "account.mfa_failed" in actions(web, tenant)
+    assert "auth.mfa_failed" in actions(web, tenant)
 
     code = code_at(secret, 1)
     assert attempt.submit(VERIFY, {"code": code}).location == "/account/"
@@ -164,10 +167,112 @@ def test_disable_needs_a_code_or_the_password(web, inbox, tenant, proof):
     assert browser.session_id != before  # rotated at the privilege change
     assert "Set up two-step sign-in" in browser.get("/account/mfa").text
     assert sign_in(Browser(web, tenant.primary_domain), email).location == "/account/"
-    assert "account.mfa_disabled" in actions(web, tenant)
+    assert "auth.mfa_disabled" in actions(web, tenant)
 
 
 def test_pages_need_a_signed_in_account(web, tenant):
     anonymous = Browser(web, tenant.primary_domain)
     assert anonymous.get("/account/mfa").status_code == 302
     assert anonymous.get(VERIFY).location == "/account/sign-in"
+
+
+# --- Remembered devices ------------------------------------------------------------------------
+
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+PHONE_BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148 Safari/604.1"
+FORGET = re.compile(r'action="/account/mfa/devices/([0-9]+)/forget"')
+
+
+def remembered(web, tenant, email, secret, steps, user_agent):
+    browser = Browser(web, tenant.primary_domain, user_agent=user_agent)
+    assert sign_in(browser, email).location == VERIFY
+    assert browser.submit(VERIFY, {"code": code_at(secret, steps), "remember": "yes"}).location == "/account/"
+    browser.submit("/account/", {}, action="/account/sign-out")
+    return browser
+
+
+def test_remembered_devices_are_listed_and_can_be_forgotten_one_by_one(web, inbox, tenant):
+    browser, email, secret, _codes = enrolled(web, inbox, tenant, "devices")
+    assert "No browser is remembered" in browser.get("/account/mfa").text
+    laptop = remembered(web, tenant, email, secret, 1, FIREFOX)
+    phone = remembered(web, tenant, email, secret, -1, PHONE_BROWSER)
+    assert sign_in(laptop, email).location == "/account/"  # records when it was last used
+    page = browser.get("/account/mfa").text
+    assert "Firefox/128.0" in page and "iPhone OS 17_5" in page
+    assert "last used never" in page and re.search(r"last used \d{4}-\d\d-\d\d \d\d:\d\d UTC", page)
+    [newest, oldest] = FORGET.findall(page)  # newest first: the phone, then the laptop
+
+    assert browser.submit("/account/mfa", {}, action=f"/account/mfa/devices/{oldest}/forget").location == "/account/mfa"
+    laptop.submit("/account/", {}, action="/account/sign-out")
+    assert sign_in(laptop, email).location == VERIFY
+    assert sign_in(phone, email).location == "/account/"
+    assert "auth.mfa_device_forgotten" in actions(web, tenant)
+
+    # Someone else's device, or one already forgotten, is not found.
+    other, _other_email, _other_secret, _c = enrolled(web, inbox, tenant, "neighbour")
+    assert other.submit("/account/mfa", {}, action=f"/account/mfa/devices/{newest}/forget").status_code == 404
+    assert browser.submit("/account/mfa", {}, action=f"/account/mfa/devices/{oldest}/forget").status_code == 404
+    huge = "/account/mfa/devices/99999999999999999999/forget"
+    assert browser.submit("/account/mfa", {}, action=huge).status_code == 404
+    phone.submit("/account/", {}, action="/account/sign-out")
+    assert sign_in(phone, email).location == "/account/"  # still remembered
+
+
+def test_forget_all_devices(web, inbox, tenant):
+    browser, email, secret, _codes = enrolled(web, inbox, tenant, "alldev")
+    laptop = remembered(web, tenant, email, secret, 1, FIREFOX)
+    phone = remembered(web, tenant, email, secret, -1, PHONE_BROWSER)
+    assert browser.submit("/account/mfa", {}, action="/account/mfa/devices/forget-all").location == "/account/mfa"
+    assert "No browser is remembered" in browser.get("/account/mfa").text
+    assert sign_in(laptop, email).location == VERIFY
+    assert sign_in(phone, email).location == VERIFY
+
+
+def test_device_revocation_needs_the_signed_in_owner(web, tenant):
+    anonymous = Browser(web, tenant.primary_domain)
+    token = anonymous.token_on("/account/sign-in")
+    assert anonymous.post("/account/mfa/devices/1/forget", {"csrf_token": token}).status_code == 302
+    assert anonymous.post("/account/mfa/devices/forget-all", {"csrf_token": token}).status_code == 302
+
+
+# --- Throttling of codes -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def strict_throttle(web, monkeypatch):
+    throttle_settings = kernel(web).settings.throttle
+    monkeypatch.setattr(throttle_settings, "max_failures", 3)
+    monkeypatch.setattr(throttle_settings, "lockout_seconds", 600)
+
+
+def test_guessing_codes_at_the_second_step_locks_the_account(web, inbox, tenant, strict_throttle):
+    _browser, email, secret, _codes = enrolled(web, inbox, tenant, "guess")
+    attempt = password_step(web, tenant, email)
+    for guess in ("000001", "000002", "000003"):
+        assert attempt.submit(VERIFY, {"code": guess}).status_code == 422
+    locked = attempt.submit(VERIFY, {"code": code_at(secret, 1)})  # even the right code
+    assert locked.status_code == 429 and "Too many wrong codes" in locked.text
+    assert attempt.get("/account/").status_code == 302
+    # The password step does not open a way round it.
+    assert sign_in(Browser(web, tenant.primary_domain), email).status_code != 302
+    deliver(web)
+    assert any("paused" in message["Subject"] for message in inbox.messages(to=email))
+
+
+def test_reentering_the_password_does_not_buy_more_guesses(web, inbox, tenant, strict_throttle, monkeypatch):
+    _browser, email, secret, _codes = enrolled(web, inbox, tenant, "rebuy")
+    for guess in ("000001", "000002"):
+        assert password_step(web, tenant, email).submit(VERIFY, {"code": guess}).status_code == 422
+    attempt = password_step(web, tenant, email)
+    assert attempt.submit(VERIFY, {"code": "000003"}).status_code == 422
+    assert attempt.submit(VERIFY, {"code": code_at(secret, 1)}).status_code == 429
+
+
+def test_guessing_the_code_or_password_when_disabling_locks_too(web, inbox, tenant, strict_throttle):
+    browser, _email, _secret, _codes = enrolled(web, inbox, tenant, "disguess")
+    for wrong in ("wrong one", "wrong two", "wrong three"):
+        refused = browser.submit("/account/mfa", {"code_or_password": wrong}, action="/account/mfa/disable")
+        assert refused.status_code == 422
+    locked = browser.submit("/account/mfa", {"code_or_password": PASSWORD}, action="/account/mfa/disable")
+    assert locked.status_code == 429 and "Too many wrong codes" in locked.text
+    assert "Two-step sign-in is on" in browser.get("/account/mfa").text

@@ -13,8 +13,9 @@ from oidc_provider import CLIENT_ID, CLIENT_SECRET, TAMPERINGS, LoopbackProvider
 from web_pages import PASSWORD, Browser, sign_in, sign_up_and_verify, unique_email
 
 from bilten_core.audit import AuditEntry
-from bilten_core.auth import oidc
+from bilten_core.auth import oidc, security_log
 from bilten_core.auth.models import Account
+from bilten_core.config import ThrottleSettings
 from bilten_core.db import db
 from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import tenant_context
@@ -132,7 +133,7 @@ def test_first_sign_in_creates_a_verified_account_and_a_session(web, browser, pe
     [link] = links_of(web, account)
     assert (link.provider, link.subject, link.email) == (PROVIDER, person["sub"], person["email"])
     assert person["email"] in signed_in_as(browser)
-    assert any(entry.object_id == account.id for entry in audit_actions(web, tenant, "account.signed_in"))
+    assert any(entry.object_id == account.id for entry in audit_actions(web, tenant, security_log.SIGN_IN))
 
 
 def test_a_second_sign_in_reuses_the_linked_account(web, browser, person, tenant):
@@ -157,17 +158,19 @@ def test_a_wrong_state_is_refused_and_creates_nothing(web, browser, person, prov
     assert provider.tokens_issued == issued  # the code was never even exchanged
     assert account_of(web, person["email"]) is None and not signed_in_as(browser)
     assert any(
-        entry.changes["reason"] == "MismatchingStateError"
-        for entry in audit_actions(web, tenant, "account.oidc_refused")
+        entry.changes["reason"] == "unknown_state"
+        for entry in audit_actions(web, tenant, security_log.SOCIAL_SIGN_IN_REFUSED)
     )
 
 
 def test_a_callback_without_a_started_flow_is_refused(web, browser, person, tenant):
     back = authorize_at_provider(browser)
-    stranger = Browser(web, tenant.primary_domain)  # another browser: the state is not in its session
+    stranger = Browser(web, tenant.primary_domain)  # another browser: it did not start this flow
     response = stranger.get(f"{back.path}?{back.query}")
     assert response.status_code == 400
-    assert account_of(web, person["email"]) is None
+    assert account_of(web, person["email"]) is None and not signed_in_as(stranger)
+    [*_, refused] = audit_actions(web, tenant, security_log.SOCIAL_SIGN_IN_REFUSED)
+    assert refused.changes == {"provider": PROVIDER, "reason": "other_browser"}
 
 
 @pytest.mark.parametrize("tampering", TAMPERINGS)
@@ -176,12 +179,12 @@ def test_a_tampered_id_token_is_refused_creates_nothing_and_is_audited(
 ):
     provider.tamper = tampering
     links_before = link_count(web)
-    refused_before = len(audit_actions(web, tenant, "account.oidc_refused"))
+    refused_before = len(audit_actions(web, tenant, security_log.SOCIAL_SIGN_IN_REFUSED))
     response = oidc_sign_in(browser)
     assert response.status_code == 400 and "could not be confirmed" in response.text
     assert account_of(web, person["email"]) is None and link_count(web) == links_before
     assert not signed_in_as(browser)
-    refusals = audit_actions(web, tenant, "account.oidc_refused")
+    refusals = audit_actions(web, tenant, security_log.SOCIAL_SIGN_IN_REFUSED)
     assert len(refusals) == refused_before + 1
     assert refusals[-1].changes == {"provider": PROVIDER, "reason": EXPECTED_REFUSALS[tampering]}
 
@@ -251,7 +254,7 @@ def test_unlinking_is_allowed_while_a_password_remains(web, inbox, browser, pers
     assert response.status_code == 302
     account = account_of(web, person["email"])
     assert links_of(web, account) == []
-    assert audit_actions(web, tenant, "account.identity_unlinked")
+    assert audit_actions(web, tenant, security_log.IDENTITY_UNLINKED)
     assert sign_in(Browser(web, tenant.primary_domain), person["email"]).status_code == 302
 
 
@@ -291,3 +294,83 @@ def test_the_link_page_counts_wrong_passwords_like_the_sign_in_page(web, inbox, 
     # Locked: now even the right password links nothing.
     assert browser.submit(link_page, {"password": PASSWORD}).status_code == 422
     assert links_of(web, account_of(web, person["email"])) == []
+
+
+@pytest.fixture
+def second_provider(auth_app, provider):
+    """Another provider on the same loopback server, under its own name."""
+    oidc.registry(auth_app).add(oidc.Provider("second", "Second", CLIENT_ID, CLIENT_SECRET, provider.discovery_url))
+    yield "second"
+    oidc.registry(auth_app).providers.pop("second")
+
+
+def link_from_account_page(browser, name):
+    response = browser.submit("/account/", {}, action=f"/account/linked/{name}/link")
+    assert response.status_code == 302, response.text
+    at_provider = _no_proxy().get(response.location, allow_redirects=False, timeout=5)
+    back = urlsplit(at_provider.headers["Location"])
+    return browser.get(f"{back.path}?{back.query}")
+
+
+def test_the_account_page_lists_linked_accounts_and_unlinks_while_another_way_remains(
+    web, browser, person, second_provider, tenant
+):
+    assert oidc_sign_in(browser).status_code == 302
+    page = browser.get("/account/").text
+    assert "Linked accounts" in page and person["email"] in page and "linked on " in page
+    assert "This is your only way to sign in" in page and "Unlink Loopback" not in page
+    assert "Link Second" in page and "Link Loopback" not in page
+
+    response = link_from_account_page(browser, "second")
+    assert response.status_code == 302 and response.location == "/account/linked/second/done"
+    page = browser.get("/account/").text
+    assert "Unlink Loopback" in page and "Unlink Second" in page and "only way to sign in" not in page
+
+    assert unlink(browser).status_code == 302
+    account = account_of(web, person["email"])
+    assert [link.provider for link in links_of(web, account)] == ["second"]
+    page = browser.get("/account/").text
+    assert "This is your only way to sign in" in page and "Unlink Second" not in page
+    last = browser.submit("/account/", {}, action="/account/linked/second/unlink")
+    assert last.status_code == 409 and "Set a password or link another account" in last.text
+    assert [link.provider for link in links_of(web, account)] == ["second"]
+    events = {entry.action for entry in audit_actions(web, tenant, security_log.IDENTITY_LINKED)}
+    events |= {entry.action for entry in audit_actions(web, tenant, security_log.IDENTITY_UNLINKED)}
+    assert events == {security_log.IDENTITY_LINKED, security_log.IDENTITY_UNLINKED}
+
+
+def test_linking_needs_a_signed_in_account(web, browser, provider):
+    issued = provider.tokens_issued
+    response = browser.submit("/account/sign-in", {}, action=f"/account/linked/{PROVIDER}/link")
+    assert response.status_code == 302 and urlsplit(response.location).path == "/account/sign-in"
+    assert provider.tokens_issued == issued
+
+
+def test_the_link_page_is_limited_per_ip_like_the_sign_in_page(make_app):
+    limited = make_app(throttle=ThrottleSettings(sign_in_per_ip="3/minute"))
+    browser = Browser(limited, kernel(limited).settings.tenancy.platform_domain)
+    token = browser.token_on("/account/sign-in")
+    answers = [
+        browser.post(f"/account/sign-in/{PROVIDER}/link", {"csrf_token": token, "password": "x"}).status_code
+        for _attempt in range(4)
+    ]
+    assert answers == [404, 404, 404, 429]
+
+
+def test_apple_and_facebook_come_from_the_environment():
+    found = oidc.providers_from_env(
+        {
+            "BILTEN_OIDC_APPLE_CLIENT_ID": "org.example.web",
+            "BILTEN_OIDC_APPLE_TEAM_ID": "TEAM",
+            "BILTEN_OIDC_APPLE_KEY_ID": "KEY",
+            "BILTEN_OIDC_APPLE_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----...",
+            "BILTEN_OIDC_FACEBOOK_CLIENT_ID": "123",
+            "BILTEN_OIDC_FACEBOOK_CLIENT_SECRET": "s",
+            "BILTEN_OIDC_FACEBOOK_GRAPH_URL": "http://127.0.0.1:9/v21.0",
+        }
+    )
+    apple, facebook = found
+    assert (apple.kind, apple.team_id, apple.key_id, apple.client_id) == ("apple", "TEAM", "KEY", "org.example.web")
+    assert apple.discovery_url == "https://appleid.apple.com/.well-known/openid-configuration"
+    assert (facebook.kind, facebook.graph_url) == ("facebook", "http://127.0.0.1:9/v21.0")
+    assert facebook.dialog_url == oidc.FACEBOOK_DIALOG_URL

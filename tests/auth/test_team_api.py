@@ -222,6 +222,50 @@ def test_custom_roles_over_the_api(team, rbac_app):
     assert_api_error(builtin, 409, "builtin_role")
 
 
+def test_a_role_manager_cannot_put_rights_they_lack_into_a_role(team, rbac_app):
+    owner = team.headers(team.owner, team.a)
+    saved = team.client.put(
+        "/api/v1/team/roles/role_keeper",
+        json={"title": "Role keeper", "permissions": ["tenant.roles.manage", "tenant.team.view"]},
+        headers=owner,
+    )
+    assert saved.status_code == 200, saved.text
+    with rbac_app.app_context():
+        keeper = make_member(team.a.id, "role_keeper", "keeper")
+    keeper_headers = team.headers(keeper, team.a)
+    # Adding a right to one's own role, or making a new role with it, is refused...
+    grown = team.client.put(
+        "/api/v1/team/roles/role_keeper",
+        json={"title": "Role keeper", "permissions": ["tenant.roles.manage", "tenant.team.view", "tenant.team.manage"]},
+        headers=keeper_headers,
+    )
+    assert assert_api_error(grown, 403, "role_exceeds_yours")["details"] == {"missing": ["tenant.team.manage"]}
+    new = team.client.put(
+        "/api/v1/team/roles/super", json={"title": "Super", "permissions": ["tenant.settings.manage"]},
+        headers=keeper_headers,
+    )
+    assert_api_error(new, 403, "role_exceeds_yours")
+    # ...while a role within one's own rights is fine, and a richer role cannot be edited or deleted.
+    within = team.client.put(
+        "/api/v1/team/roles/viewer", json={"title": "Viewer", "permissions": ["tenant.team.view"]},
+        headers=keeper_headers,
+    )
+    assert within.status_code == 200, within.text
+    team.client.put(
+        "/api/v1/team/roles/accountant", json={"title": "Accountant", "permissions": ["tenant.audit.view"]},
+        headers=owner,
+    )
+    emptied = team.client.put(
+        "/api/v1/team/roles/accountant", json={"title": "Nothing", "permissions": []}, headers=keeper_headers
+    )
+    assert_api_error(emptied, 403, "role_exceeds_yours")
+    assert_api_error(team.client.delete("/api/v1/team/roles/accountant", headers=keeper_headers), 403,
+                     "role_exceeds_yours")
+    listed = {role["name"]: role for role in team.client.get("/api/v1/team/roles", headers=owner).get_json()}
+    assert listed["role_keeper"]["permissions"] == ["tenant.roles.manage", "tenant.team.view"]
+    assert listed["accountant"]["permissions"] == ["tenant.audit.view"] and "super" not in listed
+
+
 def test_the_openapi_document_shows_who_may_call_what(team):
     spec = team.client.get("/api/v1/openapi.json", headers=host_of(team.a)).get_json()
     operations = {
@@ -229,6 +273,10 @@ def test_the_openapi_document_shows_who_may_call_what(team):
         ("post", "/api/v1/team"): "tenant.team.manage",
         ("delete", "/api/v1/team/{account_id}"): "tenant.team.manage",
         ("put", "/api/v1/team/roles/{name}"): "tenant.roles.manage",
+        ("get", "/api/v1/team/invitations"): "tenant.team.view",
+        ("post", "/api/v1/team/invitations"): "tenant.team.manage",
+        ("delete", "/api/v1/team/invitations/{invitation_id}"): "tenant.team.manage",
+        ("post", "/api/v1/team/invitations/{invitation_id}/resend"): "tenant.team.manage",
     }
     for (method, path), permission in operations.items():
         operation = spec["paths"][path][method]
@@ -237,7 +285,7 @@ def test_the_openapi_document_shows_who_may_call_what(team):
         forbidden = operation["responses"].get("403") or operation["responses"][403]
         assert permission in forbidden["description"]
         assert forbidden["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
-    assert "x-permission" not in spec["paths"]["/api/v1/settings"]["get"]
+    assert "x-permission" not in spec["paths"]["/api/v1/pages/"]["get"]
 
 
 def test_two_owners_demoting_each_other_at_once_leave_one_owner(team, rbac_app):

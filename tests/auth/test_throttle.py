@@ -12,7 +12,6 @@ import pytest
 import redis
 import sqlalchemy as sa
 from auth_mail import deliver, links_in
-from conftest import free_port
 from web_pages import PASSWORD, Browser
 
 from bilten_core.auth import links, services, throttle
@@ -21,7 +20,7 @@ from bilten_core.config import ThrottleSettings
 from bilten_core.db import db
 from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import tenant_context
-from bilten_core.testing import assert_api_error, host_of
+from bilten_core.testing import assert_api_error, free_port, host_of
 
 MAX_FAILURES = 3
 LIMITS = ThrottleSettings(
@@ -30,7 +29,10 @@ LIMITS = ThrottleSettings(
     account_mail_per_ip="3/minute",
     reset_per_ip="6/minute",
     second_factor_per_ip="2/minute",
+    sign_in_per_account="1000/minute",
+    account_mail_per_account="1000/minute",
     max_failures=MAX_FAILURES,
+    free_failures=MAX_FAILURES,  # no waits between failures here: test_throttle_progressive has them
     failure_window_seconds=900,
     lockout_seconds=900,
 )
@@ -238,9 +240,13 @@ def test_web_lockout_page_is_the_wrong_password_page(auth_app, tenant, inbox):
     browser.client.environ_base["REMOTE_ADDR"] = random_ip()
     pages = [browser.submit("/account/sign-in", {"email": email, "password": "wrong password!"})
              for _ in range(MAX_FAILURES)]
+    assert "Wait" not in pages[0].text and "Retry-After" not in pages[0].headers
+    assert "Wait 15 minutes before trying again" in pages[-1].text  # the lock is told, not its reason
+    wrong = browser.submit("/account/sign-in", {"email": email, "password": "wrong password!"})
     right = browser.submit("/account/sign-in", {"email": email, "password": PASSWORD})
-    assert right.status_code == pages[0].status_code == 422
-    assert CSRF_FIELD.sub("", right.text) == CSRF_FIELD.sub("", pages[0].text)
+    assert right.status_code == wrong.status_code == pages[0].status_code == 422
+    assert CSRF_FIELD.sub("", right.text) == CSRF_FIELD.sub("", wrong.text)
+    assert 890 <= int(right.headers["Retry-After"]) <= 900
     deliver(auth_app)
     assert len(lock_mails(inbox, email)) == 1  # the web form's lock mail is committed too
     expire_lock(auth_app, email)
@@ -253,7 +259,9 @@ def test_web_lockout_page_is_the_wrong_password_page(auth_app, tenant, inbox):
 
 def test_limits_fail_open_when_their_redis_is_down(make_app, auth_ctx, tenant, caplog):
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = make_app(throttle=ThrottleSettings(storage_url=dead, sign_in_per_ip="1/minute"))
+    app = make_app(throttle=ThrottleSettings(
+        storage_url=dead, sign_in_per_ip="1/minute", sign_in_per_account="1/minute", free_failures=10
+    ))
     email = register(tenant)
     with app.app_context():
         client = app.test_client()

@@ -6,47 +6,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from flask import Flask
 from playwright.sync_api import Browser, Page, Request
 
 from bilten_core.auth.models import Account
 from bilten_core.auth.passwords import hash_password
 from bilten_core.db import db
+from tests.browser.accessibility_checks import AXE, AXE_OPTIONS, MIN_TARGET, SMALL_TARGETS_JS, describe
 from tests.browser.conftest import DESKTOP, PHONE
 
 if TYPE_CHECKING:
     from tests.browser.conftest import Site
-
-# axe-core's tags for WCAG 2.0, 2.1 and 2.2, levels A and AA. (WCAG 2.2's new level A criteria
-# have no automated rule, so axe-core has a "wcag22aa" tag but no "wcag22a".)
-WCAG_AA_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
-AXE_OPTIONS = {"runOnly": {"type": "tag", "values": WCAG_AA_TAGS}, "resultTypes": ["violations"]}
-AXE = Axe()  # reads the axe-core script shipped in the wheel once; no network
-MIN_TARGET = 24  # CSS px, WCAG 2.2 success criterion 2.5.8 (target size, minimum)
-
-# Links and controls smaller than MIN_TARGET, except inline links inside a sentence (2.5.8's
-# "inline" exception) and elements parked off-screen until focused (the skip link).
-SMALL_TARGETS_JS = """(min) => {
-  const selector = 'a[href], button, input:not([type=hidden]), select, textarea, [role=button]';
-  const small = [];
-  for (const el of document.querySelectorAll(selector)) {
-    const box = el.getBoundingClientRect();
-    const style = getComputedStyle(el);
-    if (box.width === 0 || box.height === 0 || style.visibility === 'hidden') continue;
-    if (box.right <= 0 || box.bottom <= 0) continue;
-    if (box.width >= min && box.height >= min) continue;
-    const ownText = el.textContent.trim();
-    const inSentence = style.display === 'inline' && el.parentElement.textContent.trim() !== ownText;
-    if (inSentence) continue;
-    small.push(`<${el.tagName.toLowerCase()}> "${ownText}": ${box.width.toFixed(1)}x${box.height.toFixed(1)}`);
-  }
-  return small;
-}"""
-
 
 @dataclass(frozen=True)
 class Visit:
@@ -90,17 +63,6 @@ VISITS = [
     Visit("reset password", lambda site: site.tenant("/account/reset-password/a-mailed-secret"), 200, "New password"),
 ]
 by_name = pytest.mark.parametrize("visit", VISITS, ids=[visit.name for visit in VISITS])
-
-
-def describe(violations: list[dict[str, Any]]) -> str:
-    lines = []
-    for violation in violations:
-        lines.append(f"{violation['id']} ({violation['impact']}): {violation['help']} <{violation['helpUrl']}>")
-        for node in violation["nodes"]:
-            target = " ".join(str(selector) for selector in node["target"])
-            summary = (node.get("failureSummary") or "").replace("\n", " ")
-            lines.append(f"    {target}: {summary}")
-    return "\n".join(lines)
 
 
 @by_name

@@ -3,7 +3,6 @@ the page, sign out, and sign in again with the second factor; the MFA pages pass
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,14 +11,12 @@ from typing import TYPE_CHECKING
 import job_probe
 import pyotp
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from playwright.sync_api import Browser, Page
 
-from bilten_core.kernel import kernel
-from tests.auth.auth_mail import Inbox, links_in
+from tests.auth.auth_mail import Inbox, links_in, smtp_inbox
+from tests.browser.accessibility_checks import assert_accessible
 from tests.browser.conftest import DESKTOP
-from tests.browser.test_accessibility import AXE, AXE_OPTIONS, MIN_TARGET, SMALL_TARGETS_JS, describe
 
 if TYPE_CHECKING:
     from tests.browser.conftest import Site
@@ -30,27 +27,8 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture
 def inbox(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     """An SMTP server on a free loopback port that the live server's mail goes to."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    settings = kernel(app).settings.mail
-    monkeypatch.setattr(settings, "backend", "smtp")
-    monkeypatch.setattr(settings, "smtp_host", "127.0.0.1")
-    monkeypatch.setattr(settings, "smtp_port", port)
-    monkeypatch.setattr(settings, "smtp_starttls", False)
-    monkeypatch.setattr(settings, "smtp_timeout", 2.0)
-    box = Inbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box
-    controller.stop(no_assert=True)
-
-
-def assert_accessible(page: Page, what: str) -> None:
-    violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
-    assert not violations, f"{what}:\n{describe(violations)}"
-    small = page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)
-    assert not small, f"{what}: targets under {MIN_TARGET}x{MIN_TARGET} px: {small}"
+    with smtp_inbox(app, monkeypatch) as box:
+        yield box
 
 
 def sign_in(page: Page, site: Site, email: str) -> None:
