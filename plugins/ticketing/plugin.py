@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from flask_babel import lazy_gettext
 
@@ -29,7 +30,7 @@ ORDERS_MANAGE = "orders.manage"
 
 @hookimpl
 def register_migrations() -> MigrationSource:
-    return MigrationSource(tenant=HERE / "migrations" / "tenant")
+    return MigrationSource(tenant=HERE / "migrations" / "tenant", shared=HERE / "migrations" / "shared")
 
 
 @hookimpl
@@ -51,3 +52,115 @@ def register_roles() -> list[RoleGrant]:
         RoleGrant("finance", frozenset({EVENTS_VIEW, ORDERS_VIEW})),
         RoleGrant("box_office", frozenset({EVENTS_VIEW, ORDERS_VIEW, ORDERS_MANAGE})),
     ]
+
+
+@hookimpl(specname="register_api")
+def register_event_api(app: Any) -> list[Any]:
+    from plugins.ticketing.api_events import blueprint, series_blueprint
+
+    return [blueprint, series_blueprint]
+
+
+@hookimpl(specname="register_blueprints")
+def register_manage_pages(app: Any) -> list[Any]:
+    from plugins.ticketing.routes_manage import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="site_navigation")
+def manage_navigation() -> list[Any]:
+    """A link to the organiser's event pages for those who may see them."""
+    from bilten_core.auth.authorize import has_permission
+    from bilten_core.auth.identity import current_identity
+    from bilten_core.tenancy.context import current_tenant_or_none
+    from bilten_core.web import NavLink
+
+    identity = current_identity()
+    if identity is None or not has_permission(identity, EVENTS_VIEW, current_tenant_or_none()):
+        return []
+    return [NavLink(str(lazy_gettext("Manage events")), "/manage/events/", order=800)]
+
+
+@hookimpl(specname="seed_demo_data")
+def seed_demo_events(tenant: Any) -> None:
+    from plugins.ticketing.seed import seed_demo_events as seed
+
+    seed()
+
+
+# --- Storefront, public API and discovery ---------------------------------------------------------
+
+
+@hookimpl(specname="register_blueprints")
+def register_storefront(app: Any) -> list[Any]:
+    from plugins.ticketing.storefront import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="register_platform_blueprints")
+def register_discovery_pages(app: Any) -> list[Any]:
+    from plugins.ticketing.discovery import platform_blueprint
+
+    return [platform_blueprint]
+
+
+@hookimpl(specname="register_api")
+def register_public_api(app: Any) -> list[Any]:
+    from plugins.ticketing.api_public import blueprint
+
+    return [blueprint]
+
+
+@hookimpl
+def tenant_home_page(tenant: Any) -> Any:
+    from plugins.ticketing.storefront import home
+
+    return home()
+
+
+@hookimpl(specname="site_navigation")
+def storefront_navigation() -> list[Any]:
+    from bilten_core.web import NavLink
+
+    return [NavLink(str(lazy_gettext("Find events")), "/search", order=10)]
+
+
+@hookimpl(specname="handle_event")
+def update_discovery(event: Any) -> None:
+    from plugins.ticketing.discovery import handle_outbox_event
+
+    handle_outbox_event(event)
+
+
+@hookimpl(specname="tenant_deleted")
+def forget_discovery_listings(tenant: Any) -> None:
+    from plugins.ticketing.discovery import remove_tenant_listings
+
+    remove_tenant_listings(tenant.id)
+
+
+# --- Inventory, reservations, orders and checkout -------------------------------------------------
+
+
+@hookimpl(specname="register_api")
+def register_checkout_api(app: Any) -> list[Any]:
+    from plugins.ticketing.api_checkout import blueprint as checkout_blueprint
+    from plugins.ticketing.api_orders import blueprint as orders_blueprint
+
+    return [checkout_blueprint, orders_blueprint]
+
+
+@hookimpl(specname="register_settings")
+def register_checkout_settings() -> list[Any]:
+    from plugins.ticketing.reservations import SETTINGS
+
+    return [SETTINGS]
+
+
+@hookimpl
+def register_payment_providers() -> list[Any]:
+    from plugins.ticketing.payments import FreeProvider, InvoiceProvider
+
+    return [FreeProvider(), InvoiceProvider()]

@@ -1,0 +1,241 @@
+"""Checkout: a live reservation becomes an order, which a payment provider then settles.
+
+A double-submitted checkout creates one order: the ``Idempotency-Key`` is unique per tenant, and a
+reservation can become at most one order, so the second request finds and returns the first's.
+Free orders are paid at once; invoice orders keep their places until the payment deadline, after
+which the places go back on sale by themselves and the order expires.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from bilten_core import outbox
+from bilten_core.db import db
+from bilten_core.errors import ApiError
+from bilten_core.general_settings import general_settings
+from plugins.ticketing import inventory, orders, payments
+from plugins.ticketing.orders import Order, Ticket
+from plugins.ticketing.reservations import Reservation, checkout_settings, live_reservation, locked_reservation
+
+
+@dataclass(frozen=True)
+class Attendee:
+    name: str | None = None
+    email: str | None = None
+
+
+def _find_by_key(key: str) -> Order | None:
+    return db.session.scalars(sa.select(Order).where(Order.idempotency_key == key)).first()
+
+
+def _same_request(order: Order, reservation_id: str) -> Order:
+    if order.reservation_id != reservation_id:
+        raise ApiError(
+            422, "idempotency_key_reused",
+            _("This Idempotency-Key was already used for another checkout."),
+        )
+    return order
+
+
+def _tickets_of_buyer(event_id: str, email: str) -> int:
+    return int(
+        db.session.scalar(
+            sa.select(sa.func.count(Ticket.id))
+            .join(Order, Order.id == Ticket.order_id)
+            .where(
+                Order.event_id == event_id,
+                sa.func.lower(Order.email) == email.lower(),
+                Order.status.in_(orders.ACTIVE_STATUSES),
+                Ticket.valid.is_(True),
+            )
+        )
+        or 0
+    )
+
+
+def _choose_provider(name: str | None, total: int) -> payments.PaymentProvider:
+    available = payments.providers()
+    if name is None:
+        name = payments.FREE if total == 0 else payments.INVOICE
+    provider = available.get(name)
+    if provider is None or not provider.accepts(total):
+        raise ApiError(
+            422, "payment_provider_refused", _("This way of paying is not available for this order."),
+            {"payment_provider": name, "available": sorted(n for n, p in available.items() if p.accepts(total))},
+        )
+    return provider
+
+
+def place_order(
+    reservation_id: str,
+    email: str,
+    name: str,
+    attendees: Sequence[Attendee] = (),
+    payment_provider: str | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Order, bool]:
+    """Turn a live reservation into an order; returns ``(order, created)``.
+
+    The same ``idempotency_key`` (or the same reservation) returns the order created the first time.
+    """
+    if idempotency_key is not None and (existing := _find_by_key(idempotency_key)) is not None:
+        return _same_request(existing, reservation_id), False
+    # Locking the reservation serialises twin submissions: the second waits, then finds the first's order.
+    locked = locked_reservation(reservation_id)
+    if locked is not None:
+        already = db.session.scalars(sa.select(Order).where(Order.reservation_id == locked.id)).first()
+        if already is not None:
+            db.session.rollback()
+            if idempotency_key is not None and already.idempotency_key != idempotency_key:
+                raise ApiError(409, "reservation_already_ordered", _("This reservation was already ordered."))
+            return already, False
+    reservation = live_reservation(reservation_id, lock=True)
+    if len(attendees) > reservation.ticket_count:
+        raise ApiError(
+            422, "too_many_attendees", _("There are more attendees than tickets."),
+            {"tickets": reservation.ticket_count, "attendees": len(attendees)},
+        )
+    settings = checkout_settings()
+    limit = settings.max_tickets_per_buyer
+    if limit and _tickets_of_buyer(reservation.event_id, email) + reservation.ticket_count > limit:
+        raise ApiError(
+            422, "buyer_limit_reached", _("One buyer may have at most %(limit)d tickets for this event.", limit=limit),
+            {"limit": limit},
+        )
+    total = reservation.total_minor
+    provider = _choose_provider(payment_provider, total)
+    now = inventory.db_now()
+    order = Order(
+        id=str(uuid.uuid4()), code=orders.new_order_code(), event_id=reservation.event_id,
+        reservation_id=reservation.id, idempotency_key=idempotency_key, status=orders.RESERVED,
+        email=email, name=name, total_minor=total, tax_minor=reservation.tax_minor,
+        currency=general_settings().currency, payment_provider=provider.name,
+    )
+    order.history.append(orders.OrderHistory(action="created", to_status=orders.RESERVED, details={}))
+    position = 0
+    for line in reservation.lines:
+        for _unit in range(line.quantity):
+            attendee = attendees[position] if position < len(attendees) else Attendee()
+            order.tickets.append(
+                Ticket(
+                    id=str(uuid.uuid4()), ticket_type_id=line.ticket_type_id, price_minor=line.unit_price_minor,
+                    tax_minor=line.unit_tax_minor, attendee_name=attendee.name, attendee_email=attendee.email,
+                    position=position,
+                )
+            )
+            position += 1
+    db.session.add(order)
+    # The order now owns the reservation's places: dropping the reservation must not free them.
+    reservation.released = True
+    started = provider.start(order.id, total, now, settings.invoice_payment_days)
+    try:
+        if started.paid:
+            inventory.sell(reservation.id, order.id, reservation.place_count)
+            order.paid_at = now
+            orders.transition(order, orders.PAID, "paid", {"provider": provider.name})
+        else:
+            due = started.due_at or reservation.expires_at
+            inventory.extend_hold(reservation.id, due, reservation.place_count)
+            reservation.expires_at = due
+            order.payment_due_at = due
+            orders.transition(order, orders.AWAITING_PAYMENT, "awaiting_payment", {"provider": provider.name})
+    except inventory.PlacesLost:
+        db.session.rollback()
+        raise ApiError(
+            410, "reservation_expired", _("This reservation has expired; its tickets went back on sale.")
+        ) from None
+    outbox.announce("ticketing.order_created", _payload(order))
+    if order.status == orders.PAID:
+        outbox.announce("ticketing.order_paid", _payload(order))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # A twin with the same key committed first.
+        db.session.rollback()
+        if idempotency_key is not None and (existing := _find_by_key(idempotency_key)) is not None:
+            return _same_request(existing, reservation_id), False
+        raise
+    return order, True
+
+
+def _payload(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.id, "code": order.code, "event_id": order.event_id, "status": order.status,
+        "email": order.email, "total_minor": order.total_minor, "currency": order.currency,
+    }
+
+
+def expire_if_due(order: Order) -> None:
+    """Expire an unpaid order whose payment deadline passed (its places are already free again)."""
+    if order.status not in (orders.AWAITING_PAYMENT, orders.RESERVED) or order.payment_due_at is None:
+        return
+    now = inventory.db_now()
+    if order.payment_due_at <= now:
+        orders.transition(order, orders.EXPIRED, "expired", {})
+        for ticket in order.tickets:
+            ticket.valid = False
+        inventory.release_order(order.id, order.reservation_id)
+        outbox.announce("ticketing.order_expired", _payload(order))
+        db.session.commit()
+
+
+def mark_paid(order: Order, reference: str | None = None) -> None:
+    """Settle an order awaiting payment; refused (410) once its places are gone."""
+    expire_if_due(order)
+    if order.status != orders.AWAITING_PAYMENT:
+        raise orders.IllegalTransition(order, orders.PAID)
+    reservation = db.session.get(Reservation, order.reservation_id) if order.reservation_id else None
+    if reservation is None:
+        raise orders.IllegalTransition(order, orders.PAID)
+    try:
+        inventory.sell(reservation.id, order.id, reservation.place_count)
+    except inventory.PlacesLost:
+        db.session.rollback()
+        raise ApiError(410, "places_lost", _("The payment deadline passed and the tickets were sold.")) from None
+    order.paid_at = inventory.db_now()
+    orders.transition(order, orders.PAID, "paid", {"reference": reference} if reference else {})
+    outbox.announce("ticketing.order_paid", _payload(order))
+    db.session.commit()
+
+
+def cancel_order(order: Order, reason: str = "") -> None:
+    """Cancel an order: its tickets stop being valid and its places go back on sale at once."""
+    expire_if_due(order)
+    orders.transition(order, orders.CANCELLED, "cancelled", {"reason": reason} if reason else {})
+    for ticket in order.tickets:
+        ticket.valid = False
+    released = inventory.release_order(order.id, order.reservation_id)
+    orders.note(order, "released_places", {"places": released})
+    outbox.announce("ticketing.order_cancelled", _payload(order))
+    db.session.commit()
+
+
+def order_by_code(code: str) -> Order | None:
+    return db.session.scalars(
+        sa.select(Order).where(Order.code == code.strip().upper()).options(selectinload(Order.tickets))
+    ).first()
+
+
+_DUMMY_EMAIL = "nobody@invalid"
+
+
+def guest_order(code: str, email: str) -> Order | None:
+    """The order with this code if ``email`` is its buyer's; one answer for a wrong code or email."""
+    order = order_by_code(code) if len(code) <= 32 else None
+    expected = order.email if order is not None else _DUMMY_EMAIL
+    # The comparison costs the same whether or not the code exists.
+    matches = hmac.compare_digest(expected.strip().lower().encode(), email.strip().lower().encode())
+    if order is None or not matches:
+        return None
+    expire_if_due(order)
+    return order
