@@ -164,3 +164,20 @@ def register_payment_providers() -> list[Any]:
     from plugins.ticketing.payments import FreeProvider, InvoiceProvider
 
     return [FreeProvider(), InvoiceProvider()]
+
+
+# --- Order mail and "My tickets" ------------------------------------------------------------------
+
+
+@hookimpl(specname="handle_event")
+def mail_buyers(event: Any) -> None:
+    from plugins.ticketing.order_mail import handle_outbox_event
+
+    handle_outbox_event(event)
+
+
+@hookimpl(specname="register_blueprints")
+def register_my_tickets(app: Any) -> list[Any]:
+    from plugins.ticketing.my_tickets import blueprint
+
+    return [blueprint]

@@ -20,8 +20,6 @@ from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo, tenant_context
 from bilten_core.testing import free_port, host_of
 
-pytest_plugins = ["bilten_core.testing"]
-
 
 @pytest.fixture(scope="session")
 def tk_app(app: Flask) -> Flask:

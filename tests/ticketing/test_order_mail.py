@@ -1,0 +1,169 @@
+"""Order mail over real HTTP, a real RQ worker and a real SMTP server: one confirmation, one invoice."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import job_probe
+import pytest
+import sqlalchemy as sa
+
+from bilten_core.jobs import push, registered_job
+from bilten_core.kernel import kernel
+from bilten_core.outbox import OutboxRow
+from bilten_core.testing import host_of
+from tests.auth.auth_mail import deliver, smtp_inbox
+
+BUYER = "ann@example.org"
+
+
+@pytest.fixture
+def inbox(tk_app, monkeypatch):
+    job_probe.reset(tk_app)
+    with smtp_inbox(tk_app, monkeypatch) as box:
+        yield box
+
+
+def _order(client, tenant, *items, email=BUYER, **extra):
+    body = {"items": [{"ticket_type_id": type_id, "quantity": quantity} for type_id, quantity in items]}
+    reserved = client.post("/api/v1/reservations", json=body, headers=host_of(tenant))
+    assert reserved.status_code == 201, reserved.text
+    ordered = client.post(
+        "/api/v1/orders", headers=host_of(tenant),
+        json={"reservation_id": reserved.get_json()["id"], "email": email, "name": "Ann Buyer", **extra},
+    )
+    assert ordered.status_code == 201, ordered.text
+    return ordered.get_json()
+
+
+def _run_events_then_mail(app):
+    job_probe.work(app, ["default"])
+    deliver(app)
+
+
+def _parts(message):
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    return text, html
+
+
+def _deliver_event_again(app, tenant, order_id, topic):
+    """What the outbox does after a crash between queueing and marking the row: queue it once more."""
+    with app.app_context():
+        row = _row(tenant, order_id, topic)
+        push(registered_job("kernel.dispatch_event"), tenant.id,
+             [row.id, row.name, row.payload, row.created_at.isoformat()], {},
+             job_id=f"again-{uuid.uuid4().hex}", connection=kernel(app).redis)
+
+
+def _row(tenant, order_id, topic):
+    from bilten_core.db import db
+
+    rows = db.session.scalars(
+        sa.select(OutboxRow).where(OutboxRow.tenant_id == tenant.id, OutboxRow.name == topic)
+    ).all()
+    return next(r for r in rows if r.payload.get("order_id") == order_id)
+
+
+def test_a_free_order_mails_one_confirmation_with_every_ticket_code(
+    client, tk_app, tenant, catalog, inbox
+):
+    _event, _quota, type_id = catalog.simple(size=5, kind="free", price_minor=0, name="Standing")
+    order = _order(client, tenant, (type_id, 2), attendees=[{"name": "Ann Buyer"}, {"name": "Bob Friend"}])
+    assert order["status"] == "paid"
+    codes = [ticket["code"] for ticket in order["tickets"]]
+
+    _run_events_then_mail(tk_app)
+    [message] = inbox.messages(to=BUYER)
+    assert order["code"] in message["Subject"]
+    assert tenant.name in str(message["From"])
+    text, html = _parts(message)
+    for part in (text, html):
+        assert order["code"] in part
+        assert "Concert" in part
+        assert all(code in part for code in codes)
+        assert "Bob Friend" in part and "Standing" in part
+        assert f"https://{tenant.primary_domain}/my/tickets" in part
+        assert f"https://{tenant.primary_domain}/checkout/" in part
+    # Nothing was said about paying: the order is paid.
+    assert "Payment reference" not in text
+
+    # The outbox may deliver an event again; the buyer still gets one mail.
+    _deliver_event_again(tk_app, tenant, order["id"], "ticketing.order_paid")
+    _deliver_event_again(tk_app, tenant, order["id"], "ticketing.order_created")
+    _run_events_then_mail(tk_app)
+    assert len(inbox.messages(to=BUYER)) == 1
+
+
+def test_the_event_date_is_in_the_event_time_zone(client, tk_app, tenant, catalog, inbox):
+    from datetime import UTC, datetime
+
+    from bilten_core.db import db
+    from plugins.ticketing.models import Event
+
+    event_id = catalog.event(title="Night concert", timezone="Asia/Tokyo", venue_name="Blue Hall")
+
+    def reschedule():
+        event = db.session.get(Event, event_id)
+        event.starts_at = datetime(2031, 5, 1, 12, 30, tzinfo=UTC)
+        event.ends_at = datetime(2031, 5, 1, 14, 0, tzinfo=UTC)
+        db.session.commit()
+
+    catalog.run(reschedule)
+    quota = catalog.quota(event_id, 3)
+    type_id = catalog.ticket_type(event_id, quotas=(quota,), kind="free", price_minor=0)
+    _order(client, tenant, (type_id, 1))
+    _run_events_then_mail(tk_app)
+    [message] = inbox.messages(to=BUYER)
+    text, _html = _parts(message)
+    # 12:30 UTC is 21:30 in Tokyo.
+    assert "9:30" in text and "PM" in text and "Blue Hall" in text
+    assert "12:30" not in text
+
+
+def test_an_invoice_order_mails_amount_deadline_and_reference_once(client, tk_app, tenant, catalog, inbox):
+    _event, _quota, type_id = catalog.simple(size=5, price_minor=2500)
+    order = _order(client, tenant, (type_id, 2))
+    assert order["status"] == "awaiting_payment"
+
+    _run_events_then_mail(tk_app)
+    [message] = inbox.messages(to=BUYER)
+    assert order["code"] in message["Subject"]
+    text, html = _parts(message)
+    for part in (text, html):
+        assert "50.00" in part
+        assert order["code"] in part
+        assert "Payment deadline" in part and "Payment reference" in part
+        # No ticket codes before the money arrives.
+        assert not any(ticket["code"] in part for ticket in order["tickets"])
+    assert re.search(r"Payment deadline: \w+ \d+, \d{4}", text), text
+
+    _deliver_event_again(tk_app, tenant, order["id"], "ticketing.order_created")
+    _run_events_then_mail(tk_app)
+    assert len(inbox.messages(to=BUYER)) == 1
+
+
+def test_a_cancelled_order_gets_no_late_invoice(client, tk_app, tenant, catalog, inbox):
+    from plugins.ticketing.checkout import cancel_order, order_by_code
+
+    _event, _quota, type_id = catalog.simple(size=5, price_minor=2500)
+    order = _order(client, tenant, (type_id, 1))
+    # Cancelled before the event reached the mail handler.
+    catalog.run(lambda: cancel_order(order_by_code(order["code"])))
+    _run_events_then_mail(tk_app)
+    assert inbox.messages(to=BUYER) == []
+
+
+def test_paying_an_invoice_later_mails_the_tickets(client, tk_app, tenant, catalog, inbox, staff_headers):
+    _event, _quota, type_id = catalog.simple(size=5, price_minor=2500)
+    order = _order(client, tenant, (type_id, 1))
+    _run_events_then_mail(tk_app)
+    paid = client.post(f"/api/v1/orders/{order['code']}/mark-paid", json={}, headers=staff_headers(tenant, "admin"))
+    assert paid.status_code == 200, paid.text
+    _run_events_then_mail(tk_app)
+    invoice, confirmation = inbox.messages(to=BUYER)
+    assert "Payment" in invoice["Subject"]
+    text, html = _parts(confirmation)
+    assert order["tickets"][0]["code"] in text and order["tickets"][0]["code"] in html
+    assert "Payment reference" not in text
