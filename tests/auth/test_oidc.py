@@ -6,11 +6,10 @@ import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-import requests
 import sqlalchemy as sa
 from mfa_steps import code_at, enrol
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, TAMPERINGS, LoopbackProvider
-from web_pages import PASSWORD, Browser, sign_in, sign_up_and_verify, unique_email
+from web_pages import PASSWORD, Browser, direct_http, sign_in, sign_up_and_verify, unique_email
 
 from bilten_core.audit import AuditEntry
 from bilten_core.auth import oidc, security_log
@@ -64,18 +63,13 @@ def browser(web, tenant):
     return Browser(web, tenant.primary_domain)
 
 
-def _no_proxy():
-    http = requests.Session()
-    http.trust_env = False
-    return http
-
 
 def authorize_at_provider(browser, next_path=None):
     """Start the sign-in and let the provider approve it; the provider's redirect back to the site."""
     start = "/account/sign-in/" + PROVIDER + (f"?{urlencode({'next': next_path})}" if next_path else "")
     response = browser.get(start)
     assert response.status_code == 302, response.text
-    at_provider = _no_proxy().get(response.location, allow_redirects=False, timeout=5)
+    at_provider = direct_http().get(response.location, allow_redirects=False, timeout=5)
     assert at_provider.status_code == 302, at_provider.text
     back = urlsplit(at_provider.headers["Location"])
     assert back.netloc == browser.host and back.path == f"/account/sign-in/{PROVIDER}/callback"
@@ -307,7 +301,7 @@ def second_provider(auth_app, provider):
 def link_from_account_page(browser, name):
     response = browser.submit("/account/", {}, action=f"/account/linked/{name}/link")
     assert response.status_code == 302, response.text
-    at_provider = _no_proxy().get(response.location, allow_redirects=False, timeout=5)
+    at_provider = direct_http().get(response.location, allow_redirects=False, timeout=5)
     back = urlsplit(at_provider.headers["Location"])
     return browser.get(f"{back.path}?{back.query}")
 

@@ -9,12 +9,11 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import requests
 from apple_provider import KEY_ID, SERVICES_ID, TEAM_ID, AppleProvider, private_key_pem
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from test_oidc import account_of, audit_actions, link_count, links_of, signed_in_as
-from web_pages import PASSWORD, Browser, sign_in, sign_up_and_verify, unique_email
+from web_pages import PASSWORD, Browser, direct_http, sign_in, sign_up_and_verify, unique_email
 
 from bilten_core.auth import oidc, oidc_apple, security_log
 from bilten_core.auth.sessions import COOKIE_NAME
@@ -57,17 +56,12 @@ def browser(web, tenant):
     return Browser(web, tenant.primary_domain)
 
 
-def _no_proxy():
-    http = requests.Session()
-    http.trust_env = False
-    return http
-
 
 def at_apple(browser, start="/account/sign-in/apple", form=None):
     """Start the flow and let Apple approve it: (callback path, the fields Apple's page would post)."""
     response = browser.get(start) if form is None else browser.submit("/account/", form, action=start)
     assert response.status_code == 302, response.text
-    page = _no_proxy().get(response.location, allow_redirects=False, timeout=5)
+    page = direct_http().get(response.location, allow_redirects=False, timeout=5)
     assert page.status_code == 200, page.text
     [action] = ACTION.findall(page.text)
     target = urlsplit(html.unescape(action))
@@ -139,7 +133,7 @@ def test_the_client_secret_is_a_fresh_short_lived_es256_jwt_for_apple(web, brows
 def test_the_provider_refuses_a_bad_client_secret(provider, problem, build):
     secret = build(provider, int(time.time()))
     assert provider.client_secret_problem(SERVICES_ID, secret).startswith(problem)
-    answer = _no_proxy().post(
+    answer = direct_http().post(
         provider.issuer + "/token",
         data={"client_id": SERVICES_ID, "client_secret": secret, "grant_type": "authorization_code", "code": "x"},
         timeout=5,

@@ -6,10 +6,9 @@ import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-import requests
 from facebook_fake import APP_ID, FacebookFake
 from test_oidc import account_of, audit_actions, link_count, links_of, signed_in_as
-from web_pages import PASSWORD, Browser, sign_in, sign_up_and_verify, unique_email
+from web_pages import PASSWORD, Browser, direct_http, sign_in, sign_up_and_verify, unique_email
 
 from bilten_core.auth import oidc, security_log
 
@@ -47,16 +46,11 @@ def browser(web, tenant):
     return Browser(web, tenant.primary_domain)
 
 
-def _no_proxy():
-    http = requests.Session()
-    http.trust_env = False
-    return http
-
 
 def at_facebook(browser, start="/account/sign-in/facebook", form=None):
     response = browser.get(start) if form is None else browser.submit("/account/", form, action=start)
     assert response.status_code == 302, response.text
-    back = _no_proxy().get(response.location, allow_redirects=False, timeout=5)
+    back = direct_http().get(response.location, allow_redirects=False, timeout=5)
     assert back.status_code == 302, back.text
     target = urlsplit(back.headers["Location"])
     assert target.netloc == browser.host and target.path == "/account/sign-in/facebook/callback"

@@ -6,11 +6,10 @@ import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-import requests
 import sqlalchemy as sa
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, LoopbackProvider
 from test_oidc import account_of, audit_actions, links_of, signed_in_as
-from web_pages import Browser, unique_email
+from web_pages import Browser, direct_http, unique_email
 
 from bilten_core.audit import AuditEntry
 from bilten_core.auth import oidc, oidc_tenant, security_log
@@ -62,11 +61,6 @@ def tenant_b(make_info):
     return make_info("own-b")
 
 
-def _no_proxy():
-    http = requests.Session()
-    http.trust_env = False
-    return http
-
 
 def authorize(browser):
     response = browser.get("/account/sign-in/google")
@@ -75,7 +69,7 @@ def authorize(browser):
 
 
 def through_provider(response):
-    back = _no_proxy().get(response.location, allow_redirects=False, timeout=5)
+    back = direct_http().get(response.location, allow_redirects=False, timeout=5)
     assert back.status_code == 302, back.text
     return urlsplit(back.headers["Location"])
 

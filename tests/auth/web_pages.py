@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
+import requests
 from auth_mail import deliver, links_in
 from flask.sessions import session_json_serializer
 
@@ -14,6 +15,13 @@ from bilten_core.kernel import kernel
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 REVOKE = re.compile(r'action="/account/sessions/([0-9a-f]+)/revoke"')
+
+
+def direct_http() -> requests.Session:
+    """A requests session that talks to loopback servers directly, whatever proxy the environment sets."""
+    http = requests.Session()
+    http.trust_env = False
+    return http
 
 
 def unique_email(name="web"):
