@@ -16,6 +16,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# DejaVu Sans sets the ticket PDFs in every Latin, Greek and Cyrillic script.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first, from the hashed lock, so code changes reuse this layer.
 COPY requirements/lock.txt requirements/lock.txt
 RUN pip install --require-hashes -r requirements/lock.txt

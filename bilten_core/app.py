@@ -18,7 +18,7 @@ from bilten_core.auth.throttle import configure_throttling
 from bilten_core.auth.web import configure_accounts
 from bilten_core.cache import configure_cache
 from bilten_core.config import ConfigError, Settings, load_settings
-from bilten_core.db import db
+from bilten_core.db import db, ping_after_idle
 from bilten_core.errors import configure_errors
 from bilten_core.jobs import configure_jobs
 from bilten_core.kernel import Kernel
@@ -85,11 +85,12 @@ def _configure_kernel(app: Flask, settings: Settings, extra_plugins: Iterable[tu
             "pool_size": settings.database.pool_size,
             "max_overflow": settings.database.max_overflow,
             "pool_recycle": settings.database.pool_recycle,
-            "pool_pre_ping": True,
             "echo": settings.database.echo,
         },
     )
     db.init_app(app)
+    with app.app_context():
+        ping_after_idle(db.engine, settings.database.ping_after_idle)
     plugins = PluginManager()
     plugins.register("kernel", builtin)
     plugins.load(settings.plugins.enabled)

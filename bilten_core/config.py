@@ -33,6 +33,8 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = 10
     # Recycling bounds how many tenants' catalog caches one backend accumulates.
     pool_recycle: int = 900
+    # A pooled connection unused this long is tested before use; busy ones are not (a round trip each).
+    ping_after_idle: float = 10.0
     echo: bool = False
 
 

@@ -9,6 +9,7 @@ that fails in PostgreSQL because the placeholder schema does not exist.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -81,3 +82,30 @@ class TenantModel(db.Model):  # type: ignore[name-defined,misc]
 def tenant_engine(schema: str) -> Any:
     """The engine mapped to one tenant schema, for code that works outside the ORM session."""
     return _translated(db.engine, schema)
+
+
+_CHECKED_IN_AT = "bilten_checked_in_at"
+
+
+def ping_after_idle(engine: sa.Engine, idle_seconds: float) -> None:
+    """Test a pooled connection before use only when it sat unused for ``idle_seconds`` or more.
+
+    A connection that served a request a moment ago is almost surely alive, and a ping before
+    every use costs a round trip per request. One that idled may have been cut (a server restart,
+    a firewall's timeout): the pool then replaces it. A connection that dies while in use gives the
+    caller an error (a 503 on the web) and the pool drops all its connections.
+    """
+
+    @sa.event.listens_for(engine.pool, "checkin")
+    def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @sa.event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc

@@ -4,7 +4,7 @@
 their own ``templates/mail/`` folder; both usually extend ``mail/base.txt`` / ``mail/base.html``),
 builds the message and stages its delivery in the outbox, so it leaves only if the caller's
 transaction commits and is not lost when the mail server or Redis is down: the delivery job raises
-and RQ retries it.
+and RQ retries it. Files go along as :class:`Attachment` (a ticket PDF, for example).
 
 The sender: every tenant sends from the platform's address (``mail.default_sender``) under the
 tenant's own name, e.g. ``"Riverside Jazz Club" <noreply@tickets.example.com>``, so one verified
@@ -27,6 +27,7 @@ import smtplib
 import ssl
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
@@ -55,6 +56,15 @@ class MailError(ValueError):
     """A message cannot be built from what was given (a malformed address, for example)."""
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with a message, such as the tickets of an order as a PDF."""
+
+    filename: str
+    content: bytes
+    mimetype: str = "application/octet-stream"
+
+
 def send_mail(
     to: str | Sequence[str],
     template: str,
@@ -62,15 +72,18 @@ def send_mail(
     *,
     subject: str,
     locale: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> EmailMessage:
     """Mail the current tenant's ``template`` to ``to`` once the current transaction commits.
 
     ``subject`` is used as given (translate it first). The templates render in ``locale``
     (default: the platform's default locale), because the recipient's language is not the one of
-    whoever caused the mail. Returns the message as it will be sent.
+    whoever caused the mail. ``attachments`` follow the text. Returns the message as it will be sent.
     """
     tenant = current_tenant()
-    message = build_message(tenant, to, template, context or {}, subject=subject, locale=locale)
+    message = build_message(
+        tenant, to, template, context or {}, subject=subject, locale=locale, attachments=attachments
+    )
     deliver_mail.after_commit(message.as_bytes().decode("ascii"))
     return message
 
@@ -99,6 +112,7 @@ def build_message(
     *,
     subject: str,
     locale: str | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> EmailMessage:
     recipients = [to] if isinstance(to, str) else list(to)
     if not recipients:
@@ -134,7 +148,17 @@ def build_message(
     message["Message-ID"] = make_msgid(domain=from_address.domain or None)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    for attachment in attachments:
+        _attach(message, attachment)
     return message
+
+
+def _attach(message: EmailMessage, attachment: Attachment) -> None:
+    maintype, _slash, subtype = attachment.mimetype.partition("/")
+    if not maintype or not subtype or any(c in attachment.filename for c in "\r\n"):
+        raise MailError(f"cannot attach {attachment.filename!r} as {attachment.mimetype!r}")
+    # Base64 under MAIL_POLICY, so the message stays plain ASCII whatever the bytes are.
+    message.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
 
 
 def parse_message(raw: bytes) -> EmailMessage:

@@ -26,6 +26,7 @@ blueprint = Blueprint(
 )
 
 IDEMPOTENCY_KEY_MAX = 200
+MAX_ANSWERS = 100
 
 
 class ItemSchema(Schema):
@@ -73,12 +74,22 @@ class AvailabilitySchema(Schema):
     ticket_types = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
 
 
+def answers_field() -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.Length(max=64)), load_default=dict,
+        validate=validate.Length(max=MAX_ANSWERS),
+        metadata={"description": "Answers to the event's questions, by question id: text, one of a choice's "
+                                 "options, true/false for a checkbox, or a date as YYYY-MM-DD."},
+    )
+
+
 class AttendeeSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
     name = fields.String(allow_none=True, validate=validate.Length(max=200))
     email = fields.Email(allow_none=True, validate=validate.Length(max=254))
+    answers = answers_field()
 
 
 class PlaceOrderSchema(Schema):
@@ -92,6 +103,7 @@ class PlaceOrderSchema(Schema):
         fields.Nested(AttendeeSchema), load_default=list, validate=validate.Length(max=MAX_QUANTITY)
     )
     payment_provider = fields.String(allow_none=True, validate=validate.Length(max=40))
+    answers = answers_field()
 
 
 class TicketSchema(Schema):
@@ -103,6 +115,7 @@ class TicketSchema(Schema):
     attendee_name = fields.String(allow_none=True)
     attendee_email = fields.String(allow_none=True)
     valid = fields.Boolean(required=True)
+    answers = fields.Dict(keys=fields.String(), required=True)
 
 
 class OrderSchema(Schema):
@@ -119,6 +132,7 @@ class OrderSchema(Schema):
     payment_due_at = fields.DateTime(allow_none=True)
     paid_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(required=True)
+    answers = fields.Dict(keys=fields.String(), required=True)
     tickets = fields.List(fields.Nested(TicketSchema), required=True)
 
 
@@ -204,6 +218,7 @@ def delete_reservation(reservation_id: str) -> None:
 @blueprint.response(201, OrderSchema)
 @blueprint.alt_response(200, schema=OrderSchema, description="The order this key or reservation already made")
 @blueprint.alt_response(410, schema=None, description="The reservation expired")
+@blueprint.alt_response(422, schema=None, description="Missing or invalid answers (details: each answer's path)")
 def place_order(body: dict[str, Any]) -> Any:
     """Check out a reservation. Send an ``Idempotency-Key`` header: repeating the request returns the same order.
 
@@ -216,9 +231,10 @@ def place_order(body: dict[str, Any]) -> Any:
             400, "invalid_idempotency_key",
             _("The Idempotency-Key header must be 1 to %(max)d characters.", max=IDEMPOTENCY_KEY_MAX),
         )
-    attendees = [checkout.Attendee(a.get("name"), a.get("email")) for a in body["attendees"]]
+    attendees = [checkout.Attendee(a.get("name"), a.get("email"), a["answers"]) for a in body["attendees"]]
     order, created = checkout.place_order(
-        body["reservation_id"], body["email"], body["name"], attendees, body.get("payment_provider"), key
+        body["reservation_id"], body["email"], body["name"], attendees, body.get("payment_provider"), key,
+        answers=body["answers"], remote_addr=request.remote_addr,
     )
     return order, 201 if created else 200
 

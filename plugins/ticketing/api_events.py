@@ -17,6 +17,7 @@ from bilten_core.auth.authorize import require_permission
 from bilten_core.db import db
 from bilten_core.general_settings import general_settings
 from plugins.ticketing import events as service
+from plugins.ticketing.models import Event
 from plugins.ticketing.schemas import (
     StaffCopySchema,
     StaffEventDetailSchema,
@@ -48,7 +49,8 @@ series_blueprint = Blueprint(
 )
 
 
-def _event(event_id: UUID, *, lock: bool = False) -> Any:
+def event_or_404(event_id: UUID, *, lock: bool = False) -> Event:
+    """The event ``event_id`` of the tenant being served; a 404 ``ApiError`` when it has none."""
     return service.get_event(str(event_id), lock=lock)
 
 
@@ -86,9 +88,9 @@ def create_event(body: dict[str, Any]) -> Any:
 @require_permission(VIEW)
 @blueprint.response(200, StaffEventDetailSchema)
 @blueprint.alt_response(404, schema="Error", description="No such event")
-def get_event(event_id: UUID) -> Any:
+def getevent_or_404(event_id: UUID) -> Any:
     """One event with its ticket types, quotas and the statuses it may move to."""
-    return _event(event_id)
+    return event_or_404(event_id)
 
 
 @blueprint.route("/<uuid:event_id>", methods=["PATCH"])
@@ -99,7 +101,7 @@ def get_event(event_id: UUID) -> Any:
 @blueprint.alt_response(409, schema="Error", description="The event has ended or was cancelled")
 def update_event(body: dict[str, Any], event_id: UUID) -> Any:
     """Change some fields of an event; a published event's change is announced as ``ticketing.event_updated``."""
-    event = service.update_event(_event(event_id, lock=True), body)
+    event = service.update_event(event_or_404(event_id, lock=True), body)
     db.session.commit()
     return event
 
@@ -109,9 +111,9 @@ def update_event(body: dict[str, Any], event_id: UUID) -> Any:
 @blueprint.response(204)
 @blueprint.alt_response(404, schema="Error", description="No such event")
 @blueprint.alt_response(409, schema="Error", description="Only drafts can be deleted")
-def delete_event(event_id: UUID) -> None:
+def deleteevent_or_404(event_id: UUID) -> None:
     """Delete a draft (an event that went on sale is cancelled instead)."""
-    service.delete_event(_event(event_id, lock=True))
+    service.delete_event(event_or_404(event_id, lock=True))
     db.session.commit()
 
 
@@ -122,7 +124,7 @@ def delete_event(event_id: UUID) -> None:
 @blueprint.alt_response(404, schema="Error", description="No such event")
 def copy_event(body: dict[str, Any], event_id: UUID) -> Any:
     """A new draft with the same details, ticket types and quotas, under a new slug."""
-    event = service.copy_event(_event(event_id), title=body.get("title"), starts_at=body.get("starts_at"))
+    event = service.copy_event(event_or_404(event_id), title=body.get("title"), starts_at=body.get("starts_at"))
     db.session.commit()
     return event
 
@@ -139,7 +141,7 @@ def transition(body: dict[str, Any], event_id: UUID) -> Any:
 
     Each change is audited and announced as ``ticketing.event_<status>`` through the outbox.
     """
-    event = service.transition(_event(event_id, lock=True), body["to"])
+    event = service.transition(event_or_404(event_id, lock=True), body["to"])
     db.session.commit()
     return event
 
@@ -152,7 +154,7 @@ def transition(body: dict[str, Any], event_id: UUID) -> Any:
 @blueprint.response(200, StaffTicketTypeDumpSchema(many=True))
 def list_ticket_types(event_id: UUID) -> Any:
     """The event's ticket types in their order, with tiers and the quotas each draws on."""
-    return _event(event_id).ticket_types
+    return event_or_404(event_id).ticket_types
 
 
 @blueprint.route("/<uuid:event_id>/ticket-types", methods=["POST"])
@@ -161,7 +163,7 @@ def list_ticket_types(event_id: UUID) -> Any:
 @blueprint.response(201, StaffTicketTypeDumpSchema)
 def create_ticket_type(body: dict[str, Any], event_id: UUID) -> Any:
     """Add a ticket type; ``quota_ids`` must be quotas of the same event."""
-    ticket_type = service.save_ticket_type(_event(event_id, lock=True), body)
+    ticket_type = service.save_ticket_type(event_or_404(event_id, lock=True), body)
     db.session.commit()
     return ticket_type
 
@@ -170,7 +172,7 @@ def create_ticket_type(body: dict[str, Any], event_id: UUID) -> Any:
 @require_permission(VIEW)
 @blueprint.response(200, StaffTicketTypeDumpSchema)
 def get_ticket_type(event_id: UUID, ticket_type_id: UUID) -> Any:
-    return service.get_ticket_type(_event(event_id), str(ticket_type_id))
+    return service.get_ticket_type(event_or_404(event_id), str(ticket_type_id))
 
 
 @blueprint.route("/<uuid:event_id>/ticket-types/<uuid:ticket_type_id>", methods=["PATCH"])
@@ -179,7 +181,7 @@ def get_ticket_type(event_id: UUID, ticket_type_id: UUID) -> Any:
 @blueprint.response(200, StaffTicketTypeDumpSchema)
 def update_ticket_type(body: dict[str, Any], event_id: UUID, ticket_type_id: UUID) -> Any:
     """Change a ticket type; ``price_tiers`` and ``quota_ids``, when given, replace the current ones."""
-    event = _event(event_id, lock=True)
+    event = event_or_404(event_id, lock=True)
     ticket_type = service.save_ticket_type(event, body, service.get_ticket_type(event, str(ticket_type_id)))
     db.session.commit()
     return ticket_type
@@ -190,7 +192,7 @@ def update_ticket_type(body: dict[str, Any], event_id: UUID, ticket_type_id: UUI
 @blueprint.response(204)
 @blueprint.alt_response(409, schema="Error", description="The event is no longer a draft")
 def delete_ticket_type(event_id: UUID, ticket_type_id: UUID) -> None:
-    event = _event(event_id, lock=True)
+    event = event_or_404(event_id, lock=True)
     service.delete_ticket_type(event, service.get_ticket_type(event, str(ticket_type_id)))
     db.session.commit()
 
@@ -202,7 +204,7 @@ def delete_ticket_type(event_id: UUID, ticket_type_id: UUID) -> None:
 @require_permission(VIEW)
 @blueprint.response(200, StaffQuotaDumpSchema(many=True))
 def list_quotas(event_id: UUID) -> Any:
-    return _event(event_id).quotas
+    return event_or_404(event_id).quotas
 
 
 @blueprint.route("/<uuid:event_id>/quotas", methods=["POST"])
@@ -211,7 +213,7 @@ def list_quotas(event_id: UUID) -> Any:
 @blueprint.response(201, StaffQuotaDumpSchema)
 def create_quota(body: dict[str, Any], event_id: UUID) -> Any:
     """Add a quota; ``ticket_type_ids`` must be ticket types of the same event; ``held`` places stay off sale."""
-    quota = service.save_quota(_event(event_id, lock=True), body)
+    quota = service.save_quota(event_or_404(event_id, lock=True), body)
     db.session.commit()
     return quota
 
@@ -220,7 +222,7 @@ def create_quota(body: dict[str, Any], event_id: UUID) -> Any:
 @require_permission(VIEW)
 @blueprint.response(200, StaffQuotaDumpSchema)
 def get_quota(event_id: UUID, quota_id: UUID) -> Any:
-    return service.get_quota(_event(event_id), str(quota_id))
+    return service.get_quota(event_or_404(event_id), str(quota_id))
 
 
 @blueprint.route("/<uuid:event_id>/quotas/<uuid:quota_id>", methods=["PATCH"])
@@ -229,7 +231,7 @@ def get_quota(event_id: UUID, quota_id: UUID) -> Any:
 @blueprint.response(200, StaffQuotaDumpSchema)
 def update_quota(body: dict[str, Any], event_id: UUID, quota_id: UUID) -> Any:
     """Resize a quota, change its holds, or the ticket types drawing on it."""
-    event = _event(event_id, lock=True)
+    event = event_or_404(event_id, lock=True)
     quota = service.save_quota(event, body, service.get_quota(event, str(quota_id)))
     db.session.commit()
     return quota
@@ -240,7 +242,7 @@ def update_quota(body: dict[str, Any], event_id: UUID, quota_id: UUID) -> Any:
 @blueprint.response(204)
 @blueprint.alt_response(409, schema="Error", description="The event is no longer a draft")
 def delete_quota(event_id: UUID, quota_id: UUID) -> None:
-    event = _event(event_id, lock=True)
+    event = event_or_404(event_id, lock=True)
     service.delete_quota(event, service.get_quota(event, str(quota_id)))
     db.session.commit()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,15 +23,17 @@ from bilten_core import outbox
 from bilten_core.db import db
 from bilten_core.errors import ApiError
 from bilten_core.general_settings import general_settings
-from plugins.ticketing import inventory, orders, payments
+from plugins.ticketing import inventory, orders, payments, risk
 from plugins.ticketing.orders import Order, Ticket
-from plugins.ticketing.reservations import Reservation, checkout_settings, live_reservation, locked_reservation
+from plugins.ticketing.questions import questions_of, validate_answers
+from plugins.ticketing.reservations import Reservation, checkout_settings, ensure_live, locked_reservation
 
 
 @dataclass(frozen=True)
 class Attendee:
     name: str | None = None
     email: str | None = None
+    answers: Mapping[str, Any] = field(default_factory=dict)  # to the per-ticket questions, by id
 
 
 def _find_by_key(key: str) -> Order | None:
@@ -83,15 +85,19 @@ def place_order(
     attendees: Sequence[Attendee] = (),
     payment_provider: str | None = None,
     idempotency_key: str | None = None,
+    answers: Mapping[str, Any] | None = None,
+    remote_addr: str | None = None,
 ) -> tuple[Order, bool]:
     """Turn a live reservation into an order; returns ``(order, created)``.
 
     The same ``idempotency_key`` (or the same reservation) returns the order created the first time.
+    ``answers`` (to the per-order questions) and each attendee's answers are checked against the
+    event's questions before anything is written: a 422 ``invalid_answers`` otherwise.
     """
     if idempotency_key is not None and (existing := _find_by_key(idempotency_key)) is not None:
         return _same_request(existing, reservation_id), False
     # Locking the reservation serialises twin submissions: the second waits, then finds the first's order.
-    locked = locked_reservation(reservation_id)
+    locked, now = locked_reservation(reservation_id)
     if locked is not None:
         already = db.session.scalars(sa.select(Order).where(Order.reservation_id == locked.id)).first()
         if already is not None:
@@ -99,12 +105,17 @@ def place_order(
             if idempotency_key is not None and already.idempotency_key != idempotency_key:
                 raise ApiError(409, "reservation_already_ordered", _("This reservation was already ordered."))
             return already, False
-    reservation = live_reservation(reservation_id, lock=True)
+    reservation = ensure_live(locked, now)
     if len(attendees) > reservation.ticket_count:
         raise ApiError(
             422, "too_many_attendees", _("There are more attendees than tickets."),
             {"tickets": reservation.ticket_count, "attendees": len(attendees)},
         )
+    type_of_ticket = [line.ticket_type_id for line in reservation.lines for _unit in range(line.quantity)]
+    people = [attendees[index] if index < len(attendees) else Attendee() for index in range(len(type_of_ticket))]
+    order_answers, ticket_answers = validate_answers(
+        questions_of(reservation.event_id), answers or {}, [person.answers for person in people], type_of_ticket
+    )
     settings = checkout_settings()
     limit = settings.max_tickets_per_buyer
     if limit and _tickets_of_buyer(reservation.event_id, email) + reservation.ticket_count > limit:
@@ -114,23 +125,29 @@ def place_order(
         )
     total = reservation.total_minor
     provider = _choose_provider(payment_provider, total)
-    now = inventory.db_now()
+    currency = general_settings().currency
+    review = risk.assess(risk.CheckoutAttempt(
+        event_id=reservation.event_id, reservation_id=reservation.id, email=email, total_minor=total,
+        currency=currency, ticket_count=reservation.ticket_count, remote_addr=remote_addr,
+    ))
     order = Order(
         id=str(uuid.uuid4()), code=orders.new_order_code(), event_id=reservation.event_id,
         reservation_id=reservation.id, idempotency_key=idempotency_key, status=orders.RESERVED,
         email=email, name=name, total_minor=total, tax_minor=reservation.tax_minor,
-        currency=general_settings().currency, payment_provider=provider.name,
+        currency=currency, payment_provider=provider.name, answers=order_answers,
     )
     order.history.append(orders.OrderHistory(action="created", to_status=orders.RESERVED, details={}))
+    if review:
+        orders.note(order, "risk_noted", {"reasons": review})
     position = 0
     for line in reservation.lines:
         for _unit in range(line.quantity):
-            attendee = attendees[position] if position < len(attendees) else Attendee()
+            attendee = people[position]
             order.tickets.append(
                 Ticket(
                     id=str(uuid.uuid4()), ticket_type_id=line.ticket_type_id, price_minor=line.unit_price_minor,
                     tax_minor=line.unit_tax_minor, attendee_name=attendee.name, attendee_email=attendee.email,
-                    position=position,
+                    answers=ticket_answers[position], position=position,
                 )
             )
             position += 1
@@ -138,17 +155,18 @@ def place_order(
     # The order now owns the reservation's places: dropping the reservation must not free them.
     reservation.released = True
     started = provider.start(order.id, total, now, settings.invoice_payment_days)
+    # The order takes its final state before its first flush: one INSERT, no UPDATE after it.
     try:
         if started.paid:
-            inventory.sell(reservation.id, order.id, reservation.place_count)
             order.paid_at = now
             orders.transition(order, orders.PAID, "paid", {"provider": provider.name})
+            inventory.sell(reservation.id, order.id, reservation.place_count)
         else:
             due = started.due_at or reservation.expires_at
-            inventory.extend_hold(reservation.id, due, reservation.place_count)
             reservation.expires_at = due
             order.payment_due_at = due
             orders.transition(order, orders.AWAITING_PAYMENT, "awaiting_payment", {"provider": provider.name})
+            inventory.extend_hold(reservation.id, due, reservation.place_count)
     except inventory.PlacesLost:
         db.session.rollback()
         raise ApiError(
@@ -156,7 +174,7 @@ def place_order(
         ) from None
     outbox.announce("ticketing.order_created", _payload(order))
     if order.status == orders.PAID:
-        outbox.announce("ticketing.order_paid", _payload(order))
+        _announce_paid(order)
     try:
         db.session.commit()
     except IntegrityError:
@@ -166,6 +184,18 @@ def place_order(
             return _same_request(existing, reservation_id), False
         raise
     return order, True
+
+
+def _announce_paid(order: Order) -> None:
+    outbox.announce("ticketing.order_paid", _payload(order))
+    outbox.announce("ticketing.tickets_issued", _tickets_payload(order, [t for t in order.tickets if t.valid]))
+
+
+def _tickets_payload(order: Order, tickets: Sequence[Ticket]) -> dict[str, Any]:
+    return {
+        "order_id": order.id, "event_id": order.event_id,
+        "tickets": [{"ticket_id": t.id, "ticket_type_id": t.ticket_type_id, "code": t.code} for t in tickets],
+    }
 
 
 def _payload(order: Order) -> dict[str, Any]:
@@ -204,16 +234,19 @@ def mark_paid(order: Order, reference: str | None = None) -> None:
         raise ApiError(410, "places_lost", _("The payment deadline passed and the tickets were sold.")) from None
     order.paid_at = inventory.db_now()
     orders.transition(order, orders.PAID, "paid", {"reference": reference} if reference else {})
-    outbox.announce("ticketing.order_paid", _payload(order))
+    _announce_paid(order)
     db.session.commit()
 
 
 def cancel_order(order: Order, reason: str = "") -> None:
     """Cancel an order: its tickets stop being valid and its places go back on sale at once."""
     expire_if_due(order)
+    issued = [t for t in order.tickets if t.valid] if order.status in (orders.PAID, orders.PARTIALLY_REFUNDED) else []
     orders.transition(order, orders.CANCELLED, "cancelled", {"reason": reason} if reason else {})
     for ticket in order.tickets:
         ticket.valid = False
+    if issued:
+        outbox.announce("ticketing.tickets_revoked", _tickets_payload(order, issued))
     released = inventory.release_order(order.id, order.reservation_id)
     orders.note(order, "released_places", {"places": released})
     outbox.announce("ticketing.order_cancelled", _payload(order))

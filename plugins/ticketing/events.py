@@ -30,6 +30,7 @@ from plugins.ticketing.models import (
     Quota,
     TicketType,
 )
+from plugins.ticketing.questions import copy_questions
 from plugins.ticketing.sanitize import clean_description
 
 SLUG_MAX = 100
@@ -298,6 +299,7 @@ def copy_event(source: Event, *, title: str | None = None, starts_at: datetime |
         members = [db.session.get(TicketType, type_ids[member.id]) for member in quota.ticket_types]
         db.session.add(Quota(event_id=copy.id, name=quota.name, size=quota.size, held=quota.held,
                              ticket_types=[member for member in members if member is not None]))
+    copy_questions(source, copy, type_ids)
     db.session.flush()
     db.session.refresh(copy)
     audit.record("event.copied", "event", copy.id, {"from": source.id, "slug": copy.slug})

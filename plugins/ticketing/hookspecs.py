@@ -11,6 +11,8 @@ from bilten_core import hookspec
 
 if TYPE_CHECKING:
     from plugins.ticketing.payments import PaymentProvider
+    from plugins.ticketing.pricing import PriceAdjustment, PricedLine
+    from plugins.ticketing.risk import CheckoutAttempt, RiskDecision
 
 
 @hookspec
@@ -27,4 +29,22 @@ def register_payment_providers() -> list[PaymentProvider] | None:
 def unlock_ticket_types(event: Any, code: str) -> list[str] | None:
     """Runs when a buyer reserves tickets with an unlock code. Returns the ids of the hidden ticket
     types of ``event`` that ``code`` unlocks, or None when the code means nothing to the plugin.
+    """
+
+
+@hookspec
+def adjust_ticket_prices(event_id: str, lines: list[PricedLine], code: str | None) -> list[PriceAdjustment] | None:
+    """Runs when a buyer reserves tickets, after the server priced them (``code`` is what the buyer
+    typed as an access or discount code, if anything). Returns changes to the price of each ticket
+    of a type: a discount is a negative ``unit_amount_minor``. The change applies to the price as the
+    organiser set it, tax is computed on the result, and no ticket costs less than nothing.
+    """
+
+
+@hookspec
+def assess_checkout_risk(attempt: CheckoutAttempt) -> RiskDecision | None:
+    """Runs when a buyer places an order, before anything is written. Returns a decision, or None
+    when the plugin has no opinion. One refusal refuses the order (422 ``checkout_refused``, and the
+    refusal is in the audit trail); the reasons of decisions that let it through go to the order's
+    history, for review.
     """

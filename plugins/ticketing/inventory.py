@@ -11,14 +11,18 @@ proof is in docs/ticketing.md ("Inventory").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Mapped, joinedload, mapped_column
 
 from bilten_core.db import TenantModel, db
+from plugins.ticketing import catalogue
 from plugins.ticketing.models import TicketType, quota_ticket_types
 
 
@@ -42,40 +46,182 @@ def db_now() -> datetime:
 
 
 def _changed(statement: Any) -> int:
-    """Run an UPDATE in the session; how many rows it changed."""
-    result = cast("sa.CursorResult[Any]", db.session.execute(statement))
+    """Run an UPDATE in the session; how many rows it changed.
+
+    No place is ever loaded as an object, so the ORM has nothing to bring up to date afterwards.
+    """
+    result = cast(
+        "sa.CursorResult[Any]", db.session.execute(statement, execution_options={"synchronize_session": False})
+    )
     return int(result.rowcount)
-
-
-class SoldOut(Exception):
-    """A pool had fewer free places than asked; ``short_pools`` names the ones that ran out."""
-
-    def __init__(self, short_pools: list[str]) -> None:
-        super().__init__(f"sold out: {short_pools}")
-        self.short_pools = short_pools
 
 
 class PlacesLost(Exception):
     """An order's reservation no longer holds all its places (it expired and someone took some)."""
 
 
-def _claim_statement(reservation_id: str, pool: str, n: int, until: datetime) -> sa.Update:
-    free = (
-        sa.select(InventoryPlace.id)
+@dataclass(frozen=True)
+class NewLine:
+    """A reservation line to insert with its claim."""
+
+    ticket_type_id: str
+    quantity: int
+    unit_price_minor: int
+    unit_tax_minor: int
+    tax_rate_bp: int
+    tax_inclusive: bool
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """What one claim statement did: the expiry it set, the places it took per pool, and, when it
+    fell short, the free places of each of the event's pools as the statement found them."""
+
+    expires_at: datetime
+    taken: dict[str, int]
+    free: dict[str, int]
+
+    def complete(self, demand: Mapping[str, int]) -> bool:
+        return all(self.taken.get(pool, 0) == wanted for pool, wanted in demand.items())
+
+    def available(self, demand: Mapping[str, int]) -> dict[str, int]:
+        """Free places per pool that a buyer could take right now.
+
+        The statement's snapshot counts places other buyers are claiming (not yet committed) as
+        free. A short pool had every place it could lock taken by this claim, so what it took is
+        what is really there; the other pools are counted as the snapshot saw them.
+        """
+        return {
+            pool: self.taken[pool] if pool in demand and self.taken[pool] < demand[pool] else free
+            for pool, free in self.free.items()
+        }
+
+
+def claim_reservation(
+    reservation_id: str,
+    event_id: str,
+    demand: Mapping[str, int],
+    seconds: int,
+    lines: Sequence[NewLine],
+    event_pools: Iterable[str] = (),
+) -> ClaimResult:
+    """Claim the places ``demand`` asks for and insert the reservation with its lines: one round trip.
+
+    The reservation row is written only if every pool gave all it was asked; otherwise the caller
+    must roll back, which returns the places this statement took. Only then are the free places
+    of ``event_pools`` counted (PostgreSQL evaluates those subqueries lazily), so a refusal needs
+    no second query and a success pays nothing for them.
+    """
+    pools = sorted(demand)
+    reported = sorted(set(event_pools) | set(pools))
+    params: dict[str, Any] = {
+        "claiming_reservation": reservation_id, "claiming_event": event_id, "seconds": seconds,
+        "place_count": sum(demand.values()),
+        **{f"pool_{i}": pool for i, pool in enumerate(pools)},
+        **{f"wanted_{i}": demand[pool] for i, pool in enumerate(pools)},
+        **{f"reported_{i}": pool for i, pool in enumerate(reported)},
+        **{f"line_{name}": [getattr(line, name) for line in lines] for name in _LINE_TYPES},
+    }
+    row = db.session.connection().execute(_claim_and_insert(len(pools), len(reported)), params).one()._mapping
+    return ClaimResult(
+        expires_at=row["expires_at"],
+        taken={pool: int(row[f"taken_{i}"]) for i, pool in enumerate(pools)},
+        free={pool: int(row[f"free_{i}"] or 0) for i, pool in enumerate(reported)},
+    )
+
+
+_UUID = sa.Uuid(as_uuid=False)
+_LINE_TYPES: dict[str, sa.types.TypeEngine[Any]] = {
+    "ticket_type_id": _UUID, "quantity": sa.Integer(), "unit_price_minor": sa.BigInteger(),
+    "unit_tax_minor": sa.BigInteger(), "tax_rate_bp": sa.Integer(), "tax_inclusive": sa.Boolean(),
+}
+
+
+@functools.cache
+def _claim_and_insert(pool_count: int, reported_count: int) -> sa.Select[Any]:
+    """The statement of :func:`claim_reservation` for so many pools, built once: only parameters vary."""
+    from plugins.ticketing.reservations import Reservation, ReservationLine
+
+    # Tables, not mapped classes: a plain Core statement skips the ORM's work on every execution.
+    places = InventoryPlace.__table__.c
+
+    reservation_id = sa.bindparam("claiming_reservation", type_=_UUID)
+    until = sa.func.now() + sa.func.make_interval(
+        0, 0, 0, 0, 0, 0, sa.bindparam("seconds", type_=sa.Integer)
+    )
+    claims = [
+        sa.update(InventoryPlace.__table__)
         .where(
-            InventoryPlace.pool_id == pool,
-            InventoryPlace.order_id.is_(None),
-            InventoryPlace.held_until < sa.func.now(),
+            places.id.in_(
+                sa.select(places.id)
+                .where(
+                    places.pool_id == sa.bindparam(f"pool_{i}", type_=_UUID),
+                    places.order_id.is_(None),
+                    places.held_until < sa.func.now(),
+                )
+                .limit(sa.bindparam(f"wanted_{i}", type_=sa.Integer))
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
         )
-        .limit(n)
-        .with_for_update(skip_locked=True)
-    )
-    return (
-        sa.update(InventoryPlace)
-        .where(InventoryPlace.id.in_(free.scalar_subquery()))
         .values(reservation_id=reservation_id, held_until=until)
-        .execution_options(synchronize_session=False)
+        .returning(places.id)
+        .cte(f"claim_{i}")
+        for i in range(pool_count)
+    ]
+    counts = sa.select(
+        until.label("expires_at"),
+        *(
+            sa.select(sa.func.count()).select_from(claim).scalar_subquery().label(f"taken_{i}")
+            for i, claim in enumerate(claims)
+        ),
+    ).cte("counts")
+    complete = sa.and_(
+        *(counts.c[f"taken_{i}"] == sa.bindparam(f"wanted_{i}", type_=sa.Integer) for i in range(pool_count))
     )
+    inserted = (
+        sa.insert(Reservation.__table__)
+        .from_select(
+            ["id", "event_id", "expires_at", "released", "place_count"],
+            sa.select(
+                reservation_id, sa.bindparam("claiming_event", type_=_UUID), counts.c.expires_at, sa.false(),
+                sa.bindparam("place_count", type_=sa.Integer),
+            ).where(complete),
+        )
+        .returning(Reservation.__table__.c.id)
+        .cte("inserted")
+    )
+    # Lines travel as one array per column, so that the statement's shape never changes.
+    new_lines = sa.func.unnest(
+        *(sa.bindparam(f"line_{name}", type_=pg.ARRAY(kind)) for name, kind in _LINE_TYPES.items())
+    ).table_valued(*_LINE_TYPES).render_derived(name="new_lines")
+    inserted_lines = (
+        sa.insert(ReservationLine.__table__)
+        .from_select(
+            ["reservation_id", *_LINE_TYPES],
+            sa.select(inserted.c.id, *(new_lines.c[name] for name in _LINE_TYPES))
+            .select_from(inserted).join(new_lines, sa.true()),
+        )
+        .returning(ReservationLine.__table__.c.id)
+        .cte("inserted_lines")
+    )
+    free = sa.func.count().filter(places.order_id.is_(None), places.held_until < sa.func.now())
+    return sa.select(
+        counts,
+        # A hold is not money: should the server crash before this commit reaches the disk, the claim
+        # and the reservation are lost together and the places are simply free. So the commit need
+        # not wait for the disk (orders, which are, keep the default).
+        sa.func.set_config("synchronous_commit", "off", sa.true()).label("commit_mode"),
+        *(
+            sa.case(
+                (complete, sa.null()),
+                else_=sa.select(free)
+                .where(places.pool_id == sa.bindparam(f"reported_{i}", type_=_UUID))
+                .scalar_subquery(),
+            ).label(f"free_{i}")
+            for i in range(reported_count)
+        ),
+    ).add_cte(inserted, inserted_lines)
 
 
 def pools_of(ticket_types: Iterable[TicketType]) -> dict[str, list[str]]:
@@ -107,24 +253,6 @@ def demand_by_pool(quantities: Mapping[str, int], pools: Mapping[str, list[str]]
     return demand
 
 
-def claim(reservation_id: str, demand: Mapping[str, int], until: datetime) -> None:
-    """Take the places ``demand`` asks for, for ``reservation_id``, until ``until``; all or none.
-
-    Runs in the caller's transaction; on :class:`SoldOut` the caller must roll it back, which
-    returns whatever this call had already taken.
-    """
-    short = []
-    # A fixed order keeps two buyers of overlapping pools from waiting on each other in a cycle.
-    for pool in sorted(demand):
-        wanted = demand[pool]
-        taken = _changed(_claim_statement(reservation_id, pool, wanted, until))
-        if taken < wanted:
-            short.append(pool)
-            break
-    if short:
-        raise SoldOut(short)
-
-
 def free_by_pool(event_id: str) -> dict[str, int]:
     """Free places of each pool of an event, as of now."""
     free = sa.func.count().filter(InventoryPlace.order_id.is_(None), InventoryPlace.held_until < sa.func.now())
@@ -154,6 +282,7 @@ def availability(event_id: str) -> dict[str, int]:
 
 def release_reservation(reservation_id: str) -> int:
     """Give back the places a reservation holds (not those an order already keeps)."""
+    db.session.info[catalogue.PLACES_FREED] = True
     changed = _changed(
         sa.update(InventoryPlace)
         .where(InventoryPlace.reservation_id == reservation_id, InventoryPlace.order_id.is_(None))
@@ -200,6 +329,7 @@ def release_order(order_id: str, reservation_id: str | None) -> int:
             condition,
             sa.and_(InventoryPlace.reservation_id == reservation_id, InventoryPlace.order_id.is_(None)),
         )
+    db.session.info[catalogue.PLACES_FREED] = True
     changed = _changed(
         sa.update(InventoryPlace)
         .where(condition)

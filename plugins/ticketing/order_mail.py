@@ -1,5 +1,7 @@
 """Mail to buyers about their orders: the confirmation with the tickets, and how to pay an invoice.
 
+The confirmation carries the tickets as a PDF attachment and a signed link to download them again.
+
 The outbox delivers an event at least once, so each mail is written to the order's history in the
 same transaction that queues it, with the order row locked: a second delivery of the same event
 waits for the first, finds the note and sends nothing.
@@ -16,9 +18,9 @@ from flask_babel import gettext as _
 
 from bilten_core.db import db
 from bilten_core.general_settings import general_settings
-from bilten_core.mail import send_mail
+from bilten_core.mail import Attachment, send_mail
 from bilten_core.outbox import Event as OutboxEvent
-from plugins.ticketing import orders
+from plugins.ticketing import orders, ticket_links, ticket_pdf
 from plugins.ticketing.models import Event
 from plugins.ticketing.orders import Order
 from plugins.ticketing.storefront import event_zone, format_money, when
@@ -63,7 +65,11 @@ def mail_order(order: Order, event: Event, kind: str) -> None:
             subject = _("Your tickets for %(event)s (order %(code)s)", event=event.title, code=order.code)
         else:
             subject = _("Payment for your order %(code)s: %(event)s", code=order.code, event=event.title)
-    send_mail(order.email, f"ticketing/{kind}", context, subject=subject, locale=locale)
+    attachments = []
+    if kind == CONFIRMED and ticket_pdf.has_tickets(order):
+        pdf = ticket_pdf.render_tickets(order, event)
+        attachments.append(Attachment(f"tickets-{order.code}.pdf", pdf, "application/pdf"))
+    send_mail(order.email, f"ticketing/{kind}", context, subject=subject, locale=locale, attachments=attachments)
     orders.note(order, MAIL_SENT, {"kind": kind})
 
 
@@ -85,4 +91,5 @@ def _context(order: Order, event: Event, locale: str) -> dict[str, Any]:
         "order_path": f"/checkout/{order.reservation_id}/done" if order.reservation_id else None,
         "event_path": f"/events/{event.slug}",
         "my_tickets_path": MY_TICKETS_PATH,
+        "pdf_path": ticket_links.download_path(order) if ticket_pdf.has_tickets(order) else None,
     }

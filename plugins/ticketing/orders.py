@@ -74,6 +74,7 @@ class Order(TenantModel):
     payment_provider: Mapped[str] = mapped_column(sa.String(40))
     payment_due_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     paid_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    answers: Mapped[dict[str, Any]] = mapped_column(pg.JSONB, default=dict)  # per-order questions, by id
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
     updated_at: Mapped[datetime] = mapped_column(
         sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
@@ -100,6 +101,7 @@ class Ticket(TenantModel):
     attendee_name: Mapped[str | None] = mapped_column(sa.String(200))
     attendee_email: Mapped[str | None] = mapped_column(sa.String(254))
     valid: Mapped[bool] = mapped_column(default=True)
+    answers: Mapped[dict[str, Any]] = mapped_column(pg.JSONB, default=dict)  # per-ticket questions, by id
     position: Mapped[int] = mapped_column(sa.Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 

@@ -61,9 +61,23 @@ def register_event_api(app: Any) -> list[Any]:
     return [blueprint, series_blueprint]
 
 
+@hookimpl(specname="register_api")
+def register_question_api(app: Any) -> list[Any]:
+    from plugins.ticketing.api_questions import blueprint
+
+    return [blueprint]
+
+
 @hookimpl(specname="register_blueprints")
 def register_manage_pages(app: Any) -> list[Any]:
     from plugins.ticketing.routes_manage import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="register_blueprints")
+def register_order_pages(app: Any) -> list[Any]:
+    from plugins.ticketing.routes_orders import blueprint
 
     return [blueprint]
 
@@ -124,7 +138,10 @@ def tenant_home_page(tenant: Any) -> Any:
 def storefront_navigation() -> list[Any]:
     from bilten_core.web import NavLink
 
-    return [NavLink(str(lazy_gettext("Find events")), "/search", order=10)]
+    return [
+        NavLink(str(lazy_gettext("Find events")), "/search", order=10),
+        NavLink(str(lazy_gettext("Find your order")), "/orders/find", order=20),
+    ]
 
 
 @hookimpl(specname="handle_event")
@@ -148,8 +165,9 @@ def forget_discovery_listings(tenant: Any) -> None:
 def register_checkout_api(app: Any) -> list[Any]:
     from plugins.ticketing.api_checkout import blueprint as checkout_blueprint
     from plugins.ticketing.api_orders import blueprint as orders_blueprint
+    from plugins.ticketing.api_orders import event_blueprint as event_orders_blueprint
 
-    return [checkout_blueprint, orders_blueprint]
+    return [checkout_blueprint, orders_blueprint, event_orders_blueprint]
 
 
 @hookimpl(specname="register_settings")
@@ -179,5 +197,39 @@ def mail_buyers(event: Any) -> None:
 @hookimpl(specname="register_blueprints")
 def register_my_tickets(app: Any) -> list[Any]:
     from plugins.ticketing.my_tickets import blueprint
+
+    return [blueprint]
+
+
+# --- Finding an order and its tickets as a PDF ----------------------------------------------------
+
+
+@hookimpl(specname="register_blueprints")
+def register_find_order_pages(app: Any) -> list[Any]:
+    from plugins.ticketing.order_pages import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="app_configured")
+def limit_order_lookups(app: Any) -> None:
+    from plugins.ticketing.order_pages import limit_lookups
+
+    limit_lookups(app)
+
+
+# --- The event dashboard and its stats API --------------------------------------------------------
+
+
+@hookimpl(specname="register_api")
+def register_stats_api(app: Any) -> list[Any]:
+    from plugins.ticketing.api_stats import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="register_blueprints")
+def register_dashboard(app: Any) -> list[Any]:
+    from plugins.ticketing.routes_dashboard import blueprint
 
     return [blueprint]

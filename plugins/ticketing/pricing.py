@@ -7,11 +7,11 @@ from the rate in basis points and rounded once, to the nearest minor unit with t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-
-from plugins.ticketing.models import TicketType
+from typing import Protocol
 
 BASIS_POINTS = 10_000
 
@@ -23,6 +23,48 @@ class PriceError(ValueError):
         super().__init__(code)
         self.code = code
         self.minimum = minimum
+
+
+class Tier(Protocol):
+    @property
+    def price_minor(self) -> int: ...
+    @property
+    def until(self) -> datetime | None: ...
+    @property
+    def up_to_sold(self) -> int | None: ...
+
+
+class Priced(Protocol):
+    """What pricing reads of a ticket type: the model, or a catalogue snapshot of it."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def price_minor(self) -> int: ...
+    @property
+    def tax_rate_bp(self) -> int: ...
+    @property
+    def tax_inclusive(self) -> bool: ...
+    @property
+    def price_tiers(self) -> Sequence[Tier]: ...
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    """What a plugin adjusting prices sees of a reservation line: one ticket's price as set."""
+
+    ticket_type_id: str
+    quantity: int
+    unit_price_minor: int
+
+
+@dataclass(frozen=True)
+class PriceAdjustment:
+    """Added to the price of each ticket of a type (negative: a discount), with why, for the buyer."""
+
+    ticket_type_id: str
+    unit_amount_minor: int
+    reason: str
 
 
 # Far above any real ticket, far below what an integer column holds.
@@ -60,7 +102,7 @@ def unit_price(amount: int, rate_bp: int, inclusive: bool) -> UnitPrice:
     return UnitPrice(net=amount, tax=tax, gross=amount + tax, tax_rate_bp=rate_bp, tax_inclusive=False)
 
 
-def list_price(ticket_type: TicketType, at: datetime, sold: int) -> int:
+def list_price(ticket_type: Priced, at: datetime, sold: int) -> int:
     """The price in force for a ticket type at ``at`` with ``sold`` tickets of it already sold.
 
     Tiers are tried in their order; the first whose date has not passed and whose sold count is not
@@ -77,7 +119,7 @@ def list_price(ticket_type: TicketType, at: datetime, sold: int) -> int:
     return ticket_type.price_minor
 
 
-def price_ticket(ticket_type: TicketType, at: datetime, sold: int, offered: int | None = None) -> UnitPrice:
+def price_ticket(ticket_type: Priced, at: datetime, sold: int, offered: int | None = None) -> UnitPrice:
     """The server's price of one ticket. ``offered`` counts only for pay what you want, at or above its minimum."""
     amount = list_price(ticket_type, at, sold)
     if ticket_type.kind == "pay_what_you_want":
@@ -89,3 +131,12 @@ def price_ticket(ticket_type: TicketType, at: datetime, sold: int, offered: int 
             raise PriceError("above_maximum")
         amount = offered
     return unit_price(amount, ticket_type.tax_rate_bp, ticket_type.tax_inclusive)
+
+
+def adjusted(price: UnitPrice, change_minor: int) -> UnitPrice:
+    """``price`` moved by ``change_minor`` on the amount the organiser set (gross when tax is
+    included, net otherwise), never below zero, with the tax computed again."""
+    if change_minor == 0:
+        return price
+    amount = price.gross if price.tax_inclusive else price.net
+    return unit_price(max(0, amount + change_minor), price.tax_rate_bp, price.tax_inclusive)

@@ -9,22 +9,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Mapped, joinedload, mapped_column, relationship, selectinload
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from bilten_core.db import TenantModel, db
 from bilten_core.errors import ApiError
 from bilten_core.kernel import kernel
 from bilten_core.tenant_settings import SettingsSpec, get_settings
-from plugins.ticketing import inventory
+from plugins.ticketing import catalogue, inventory
+from plugins.ticketing.catalogue import EventView, TypeView
 from plugins.ticketing.models import Event, TicketType
-from plugins.ticketing.pricing import PriceError, price_ticket
+from plugins.ticketing.pricing import PricedLine, PriceError, UnitPrice, adjusted, price_ticket
 
 SETTINGS_NAMESPACE = "checkout"
 ON_SALE_STATUSES = ("published",)
@@ -115,9 +116,10 @@ def _refuse(status: int, code: str, message: str, **details: Any) -> ApiError:
     return ApiError(status, code, message, details)
 
 
-def _unlocked_types(event: Event, code: str | None) -> set[str]:
+def _unlocked_types(event_id: str, code: str | None) -> set[str]:
     if not code:
         return set()
+    event = db.session.get(Event, event_id)
     caller = kernel().plugins.hook_for_tenant("unlock_ticket_types")
     unlocked: set[str] = set()
     for ids in caller(event=event, code=code):
@@ -148,28 +150,7 @@ def _merge(items: Iterable[Item]) -> dict[str, Item]:
     return merged
 
 
-def _load_types(ids: Sequence[str]) -> tuple[dict[str, TicketType], datetime]:
-    """The ticket types with these ids, with their events and tiers, and the database's clock: one query."""
-    valid_ids = []
-    for type_id in ids:
-        try:
-            valid_ids.append(str(uuid.UUID(type_id)))
-        except ValueError:
-            raise _refuse(
-                422, "unknown_ticket_type", _("There is no such ticket on sale."), ticket_type_id=type_id
-            ) from None
-    rows = db.session.execute(
-        sa.select(TicketType, sa.func.now())
-        .where(TicketType.id.in_(valid_ids))
-        .options(joinedload(TicketType.event), joinedload(TicketType.price_tiers))
-    ).unique().all()
-    now = rows[0][1] if rows else inventory.db_now()
-    return {row[0].id: row[0] for row in rows}, now
-
-
-def _check_items(
-    items: dict[str, Item], types: dict[str, TicketType], event: Event, now: datetime, unlocked: set[str]
-) -> None:
+def _check_items(items: dict[str, Item], types: Mapping[str, TypeView], now: datetime, unlocked: set[str]) -> None:
     for type_id, item in items.items():
         ticket_type = types[type_id]
         if ticket_type.hidden and type_id not in unlocked:
@@ -198,37 +179,15 @@ def _check_items(
             )
 
 
-def create_reservation(items: Sequence[Item], unlock_code: str | None = None) -> Reservation:
-    """Reserve ``items`` of one event for the tenant's reservation time, or refuse with an :class:`ApiError`.
-
-    Nothing is written unless every item is valid and every pool it draws on had room: sold out is
-    a 409 whose details say how many of each ticket type are still available.
-    """
-    merged = _merge(items)
-    if not merged:
-        raise _refuse(422, "empty_reservation", _("Choose at least one ticket."))
-    types, now = _load_types(list(merged))
-    missing = [type_id for type_id in merged if type_id not in types]
-    if missing:
-        raise _refuse(422, "unknown_ticket_type", _("There is no such ticket on sale."), ticket_type_id=missing[0])
-    event_ids = {t.event_id for t in types.values()}
-    if len(event_ids) != 1:
-        raise _refuse(422, "several_events", _("One reservation holds tickets of one event only."))
-    event = next(iter(types.values())).event
-    if event.status not in ON_SALE_STATUSES or event.visibility not in BUYABLE_VISIBILITIES:
-        raise _refuse(422, "event_not_on_sale", _("Tickets for this event are not on sale."), event_id=event.id)
-    _check_items(merged, types, event, now, _unlocked_types(event, unlock_code))
-
-    reservation = Reservation(
-        id=str(uuid.uuid4()),
-        event_id=event.id,
-        expires_at=now + timedelta(seconds=checkout_settings().reservation_seconds),
-    )
-    for type_id, item in merged.items():
+def _priced_lines(
+    items: dict[str, Item], types: Mapping[str, TypeView], now: datetime, event_id: str, code: str | None
+) -> list[inventory.NewLine]:
+    prices = {}
+    for type_id, item in items.items():
         ticket_type = types[type_id]
         sold = _sold_of(type_id) if any(t.up_to_sold is not None for t in ticket_type.price_tiers) else 0
         try:
-            price = price_ticket(ticket_type, now, sold, item.price_minor)
+            prices[type_id] = price_ticket(ticket_type, now, sold, item.price_minor)
         except PriceError as exc:
             raise _refuse(
                 422, "price_" + exc.code,
@@ -236,38 +195,88 @@ def create_reservation(items: Sequence[Item], unlock_code: str | None = None) ->
                 if exc.code == "below_minimum" else _("This price is not accepted."),
                 ticket_type_id=type_id, minimum_minor=exc.minimum,
             ) from None
-        reservation.lines.append(
-            ReservationLine(
-                ticket_type_id=type_id, quantity=item.quantity, unit_price_minor=price.gross,
-                unit_tax_minor=price.tax, tax_rate_bp=price.tax_rate_bp, tax_inclusive=price.tax_inclusive,
-            )
-        )
-    pools = inventory.pools_of(types.values())
-    quantities = {t: i.quantity for t, i in merged.items()}
-    demand = inventory.demand_by_pool(quantities, pools)
-    reservation.place_count = sum(demand.values())
-    if any(not type_pools for type_pools in pools.values()):
-        raise _sold_out(event.id, merged)
-    try:
-        inventory.claim(reservation.id, demand, reservation.expires_at)
-    except inventory.SoldOut:
+    changes = _price_changes(event_id, items, prices, code)
+    lines = []
+    for type_id, item in items.items():
+        price = adjusted(prices[type_id], changes.get(type_id, 0))
+        lines.append(inventory.NewLine(
+            ticket_type_id=type_id, quantity=item.quantity, unit_price_minor=price.gross,
+            unit_tax_minor=price.tax, tax_rate_bp=price.tax_rate_bp, tax_inclusive=price.tax_inclusive,
+        ))
+    return lines
+
+
+def _price_changes(
+    event_id: str, items: Mapping[str, Item], prices: Mapping[str, UnitPrice], code: str | None
+) -> dict[str, int]:
+    """The change to each ticket type's price that plugins ask for (``adjust_ticket_prices``)."""
+    caller = kernel().plugins.hook_for_tenant("adjust_ticket_prices")
+    if not caller.get_hookimpls():
+        return {}
+    lines = [PricedLine(type_id, item.quantity, prices[type_id].gross) for type_id, item in items.items()]
+    changes: dict[str, int] = {}
+    for adjustments in caller(event_id=event_id, lines=lines, code=code or None):
+        for adjustment in adjustments or ():
+            if adjustment.ticket_type_id in items:
+                changes[adjustment.ticket_type_id] = changes.get(adjustment.ticket_type_id, 0) + int(
+                    adjustment.unit_amount_minor
+                )
+    return changes
+
+
+def create_reservation(items: Sequence[Item], unlock_code: str | None = None) -> Reservation:
+    """Reserve ``items`` of one event for the tenant's reservation time, or refuse with an :class:`ApiError`.
+
+    Nothing is written unless every item is valid and every pool it draws on had room: sold out is
+    a 409 whose details say how many of each ticket type are still available. The catalogue comes
+    from this process's snapshot (see :mod:`plugins.ticketing.catalogue`) and sales windows and
+    date tiers are judged by the application's clock; the claim and the insert are one statement.
+    """
+    merged = _merge(items)
+    if not merged:
+        raise _refuse(422, "empty_reservation", _("Choose at least one ticket."))
+    snapshots = catalogue.ticket_types(list(merged), lambda: checkout_settings().reservation_seconds)
+    missing = [type_id for type_id in merged if type_id not in snapshots]
+    if missing:
+        raise _refuse(422, "unknown_ticket_type", _("There is no such ticket on sale."), ticket_type_id=missing[0])
+    if len({snapshot.event.id for snapshot in snapshots.values()}) != 1:
+        raise _refuse(422, "several_events", _("One reservation holds tickets of one event only."))
+    snapshot = next(iter(snapshots.values()))
+    event = snapshot.event
+    if event.status not in ON_SALE_STATUSES or event.visibility not in BUYABLE_VISIBILITIES:
+        raise _refuse(422, "event_not_on_sale", _("Tickets for this event are not on sale."), event_id=event.id)
+    now = datetime.now(UTC)
+    _check_items(merged, event.types, now, _unlocked_types(event.id, unlock_code))
+    lines = _priced_lines(merged, event.types, now, event.id, unlock_code)
+    quantities = {type_id: item.quantity for type_id, item in merged.items()}
+    if any(not event.types[type_id].pools for type_id in merged):
+        raise _sold_out(event, merged, {})
+    demand = inventory.demand_by_pool(quantities, {t: list(event.types[t].pools) for t in merged})
+    if (free := catalogue.known_short(event.id, demand)) is not None:
+        raise _sold_out(event, merged, free)
+    event_pools = {pool for ticket_type in event.types.values() for pool in ticket_type.pools}
+    reservation_id = str(uuid.uuid4())
+    seconds = snapshot.reservation_seconds
+    result = inventory.claim_reservation(reservation_id, event.id, demand, seconds, lines, event_pools)
+    if not result.complete(demand):
         db.session.rollback()
-        available = inventory.availability(event.id)
         # Places skipped because a concurrent claim had them locked may be free again by now: one retry.
-        if not all(available.get(t, 0) >= q for t, q in quantities.items()):
-            raise _sold_out(event.id, merged, available) from None
-        reservation = _renewed(reservation)
-        try:
-            inventory.claim(reservation.id, demand, reservation.expires_at)
-        except inventory.SoldOut:
+        if all(result.free.get(pool, 0) >= wanted for pool, wanted in demand.items()):
+            result = inventory.claim_reservation(reservation_id, event.id, demand, seconds, lines, event_pools)
+        if not result.complete(demand):
             db.session.rollback()
-            raise _sold_out(event.id, merged) from None
-    db.session.add(reservation)
-    db.session.flush()
-    # Detached before the commit, the reservation keeps its loaded values: no reload to answer.
-    db.session.expunge(reservation)
+            available = result.available(demand)
+            catalogue.remember_short(event.id, available)
+            raise _sold_out(event, merged, available)
     db.session.commit()
-    return reservation
+    return Reservation(
+        id=reservation_id, event_id=event.id, expires_at=result.expires_at, released=False,
+        place_count=sum(demand.values()),
+        lines=[ReservationLine(**{name: getattr(line, name) for name in _LINE_FIELDS}) for line in lines],
+    )
+
+
+_LINE_FIELDS = ("ticket_type_id", "quantity", "unit_price_minor", "unit_tax_minor", "tax_rate_bp", "tax_inclusive")
 
 
 def _parse_id(reservation_id: str) -> str | None:
@@ -277,55 +286,51 @@ def _parse_id(reservation_id: str) -> str | None:
         return None
 
 
-def locked_reservation(reservation_id: str) -> Reservation | None:
-    """The reservation with this id, expired or used or not, locked for the rest of the transaction."""
+def locked_reservation(reservation_id: str) -> tuple[Reservation | None, datetime]:
+    """The reservation with this id (expired or used or not) with its lines, locked for the rest of
+    the transaction, and the database's clock, in one query."""
     key = _parse_id(reservation_id)
-    if key is None:
-        return None
-    return db.session.scalars(sa.select(Reservation).where(Reservation.id == key).with_for_update()).first()
+    row = None
+    if key is not None:
+        row = db.session.execute(
+            sa.select(Reservation, sa.func.now()).where(Reservation.id == key)
+            .options(selectinload(Reservation.lines)).with_for_update(of=Reservation)
+        ).first()
+    if row is None:
+        return None, inventory.db_now()
+    return row[0], row[1]
 
 
-def _sold_out(event_id: str, items: Mapping[str, Item], available: Mapping[str, int] | None = None) -> ApiError:
+def _sold_out(event: EventView, items: Mapping[str, Item], free_by_pool: Mapping[str, int]) -> ApiError:
     """The 409 a buyer gets: what is left of each ticket type they asked for or could see."""
-    if available is None:
-        available = inventory.availability(event_id)
-    hidden = set(db.session.scalars(
-        sa.select(TicketType.id).where(TicketType.event_id == event_id, TicketType.hidden.is_(True))
-    ))
-    db.session.rollback()
-    shown = {type_id for type_id in available if type_id not in hidden} | set(items)
+    shown = {type_id for type_id, t in event.types.items() if not t.hidden} | set(items)
     return _refuse(
         409, "sold_out", _("Sorry, not enough tickets are left."),
-        available={type_id: available.get(type_id, 0) for type_id in sorted(shown)},
-    )
-
-
-def _renewed(reservation: Reservation) -> Reservation:
-    """A copy of an unsaved reservation for a second attempt in a new transaction, with a fresh expiry."""
-    now = inventory.db_now()
-    lines = [
-        ReservationLine(
-            ticket_type_id=line.ticket_type_id, quantity=line.quantity, unit_price_minor=line.unit_price_minor,
-            unit_tax_minor=line.unit_tax_minor, tax_rate_bp=line.tax_rate_bp, tax_inclusive=line.tax_inclusive,
-        )
-        for line in reservation.lines
-    ]
-    return Reservation(
-        id=reservation.id, event_id=reservation.event_id, place_count=reservation.place_count,
-        expires_at=now + timedelta(seconds=checkout_settings().reservation_seconds), lines=lines,
+        available={
+            type_id: min((free_by_pool.get(pool, 0) for pool in event.types[type_id].pools), default=0)
+            for type_id in sorted(shown)
+        },
     )
 
 
 def live_reservation(reservation_id: str, *, lock: bool = False) -> Reservation:
     """The unexpired reservation with this id, or a 404 (unknown, dropped, ordered) / 410 (expired)."""
-    key = _parse_id(reservation_id)
-    query = sa.select(Reservation).where(Reservation.id == key).options(selectinload(Reservation.lines))
     if lock:
-        query = query.with_for_update()
-    reservation = db.session.scalars(query).first() if key else None
+        return ensure_live(*locked_reservation(reservation_id))
+    key = _parse_id(reservation_id)
+    row = None
+    if key is not None:
+        row = db.session.execute(
+            sa.select(Reservation, sa.func.now()).where(Reservation.id == key)
+            .options(selectinload(Reservation.lines))
+        ).first()
+    return ensure_live(row[0], row[1]) if row is not None else ensure_live(None, inventory.db_now())
+
+
+def ensure_live(reservation: Reservation | None, now: datetime) -> Reservation:
+    """``reservation`` if it is still usable at ``now``; else a 404 (unknown, dropped, ordered) or 410 (expired)."""
     if reservation is None or reservation.released:
         raise _refuse(404, "reservation_not_found", _("This reservation does not exist or was already used."))
-    now = inventory.db_now()
     if reservation.expires_at <= now:
         raise _refuse(
             410, "reservation_expired", _("This reservation has expired; its tickets went back on sale."),

@@ -1,7 +1,7 @@
 """The organiser's event pages on the tenant's host: ``/manage/events/``.
 
-Creating an event is a wizard of plain forms (basics → date and place → tickets → review and
-publish); the event is saved as a draft after the first step and at every step after it, so an
+Creating an event is a wizard of plain forms (basics → date and place → tickets → settings →
+review and publish); the event is saved as a draft after the first step and at every step after it, so an
 organiser can stop anywhere and come back. The same steps edit an existing event. Every change
 goes through :mod:`plugins.ticketing.events`, which applies the same rules as the API.
 """
@@ -29,6 +29,7 @@ from bilten_core.errors import ApiError
 from bilten_core.general_settings import general_settings
 from bilten_core.tenancy.context import current_tenant_or_none
 from plugins.ticketing import events as service
+from plugins.ticketing import questions
 from plugins.ticketing.models import TICKET_KINDS, VISIBILITIES, Event
 from plugins.ticketing.schemas import MAX_CAPACITY, MAX_PRICE_MINOR
 
@@ -46,8 +47,17 @@ STEPS = (
     ("basics", lazy_gettext("Basics")),
     ("when", lazy_gettext("Date and place")),
     ("tickets", lazy_gettext("Tickets")),
+    ("settings", lazy_gettext("Settings")),
     ("review", lazy_gettext("Review and publish")),
 )
+QUESTION_KINDS = {
+    "text": lazy_gettext("Text"), "choice": lazy_gettext("A choice from a list"),
+    "checkbox": lazy_gettext("A box to tick"), "date": lazy_gettext("A date"),
+}
+QUESTION_SCOPES = {
+    "per_order": lazy_gettext("Once per order"), "per_ticket": lazy_gettext("For every ticket"),
+}
+REFUND_POLICY_MAX = 5000
 KIND_LABELS = {
     "free": lazy_gettext("Free"), "paid": lazy_gettext("Paid"), "pay_what_you_want": lazy_gettext("Pay what you want"),
 }
@@ -86,9 +96,10 @@ def _field(name: str) -> str:
     return request.form.get(name, "")[:FIELD_MAX].replace("\x00", "").strip()
 
 
-def _event(event_id: UUID) -> Event:
+def event_or_404(event_id: UUID, *, lock: bool = False) -> Event:
+    """The event ``event_id`` of the tenant being served, or a 404 page: the organiser's pages all start so."""
     try:
-        return service.get_event(str(event_id))
+        return service.get_event(str(event_id), lock=lock)
     except ApiError:
         abort(404)
 
@@ -108,6 +119,14 @@ def _render(template: str, status: int = 200, **context: Any) -> Any:
 def _refused(exc: ApiError) -> str:
     db.session.rollback()
     return exc.description or _("This could not be saved.")
+
+
+def _saved(event: Event, step: str, message: str | None = None) -> Response:
+    """Commit the change and go on to the event's page ``step`` (a view here), which shows ``message``."""
+    db.session.commit()
+    if message:
+        flash(message)
+    return redirect(url_for(f"ticketing_manage.{step}", event_id=event.id))
 
 
 # --- List --------------------------------------------------------------------------------------
@@ -171,15 +190,13 @@ def new() -> Any:
     except ApiError as exc:
         return _render("basics.html", exc.code or INVALID, event=None, values=values, error=_refused(exc),
                        step="basics")
-    db.session.commit()
-    flash(_("The draft “%(title)s” is saved. Now pick its date and place.", title=event.title))
-    return redirect(url_for("ticketing_manage.when", event_id=event.id))
+    return _saved(event, "when", _("The draft “%(title)s” is saved. Now pick its date and place.", title=event.title))
 
 
 @blueprint.route("/<uuid:event_id>/basics", methods=["GET", "POST"])
 @require_permission(MANAGE)
 def basics(event_id: UUID) -> Any:
-    event = _event(event_id)
+    event = event_or_404(event_id)
     if request.method == "GET":
         values = {"title": event.title, "description_html": event.description_html, "category": event.category,
                   "visibility": event.visibility, "organizer_email": event.organizer_email}
@@ -193,9 +210,7 @@ def basics(event_id: UUID) -> Any:
     except ApiError as exc:
         return _render("basics.html", exc.code or INVALID, event=event, values=values, error=_refused(exc),
                        step="basics")
-    db.session.commit()
-    flash(_("Saved."))
-    return redirect(url_for("ticketing_manage.when", event_id=event.id))
+    return _saved(event, "when", _("Saved."))
 
 
 # --- Step 2: date and place --------------------------------------------------------------------
@@ -215,7 +230,7 @@ def _parse_local(raw: str) -> datetime | None:
 @blueprint.route("/<uuid:event_id>/when", methods=["GET", "POST"])
 @require_permission(MANAGE)
 def when(event_id: UUID) -> Any:
-    event = _event(event_id)
+    event = event_or_404(event_id)
     context: dict[str, Any] = {"event": event, "step": "when", "timezones": _timezones()}
     if request.method == "GET":
         values = {
@@ -251,9 +266,7 @@ def when(event_id: UUID) -> Any:
         })
     except ApiError as exc:
         return _render("when.html", exc.code or INVALID, values=values, error=_refused(exc), **context)
-    db.session.commit()
-    flash(_("Saved."))
-    return redirect(url_for("ticketing_manage.tickets", event_id=event.id))
+    return _saved(event, "tickets", _("Saved."))
 
 
 # --- Step 3: tickets ---------------------------------------------------------------------------
@@ -290,7 +303,7 @@ def _quota_sizes(event: Event) -> dict[str, int]:
 @blueprint.route("/<uuid:event_id>/tickets", methods=["GET", "POST"])
 @require_permission(MANAGE)
 def tickets(event_id: UUID) -> Any:
-    event = _event(event_id)
+    event = event_or_404(event_id)
     if request.method == "GET":
         return _tickets_page(event)
     values = {name: _field(name) for name in ("name", "kind", "price", "quantity")}
@@ -316,15 +329,13 @@ def tickets(event_id: UUID) -> Any:
                                    "ticket_type_ids": [ticket_type.id]})
     except ApiError as exc:
         return _tickets_page(event, exc.code or INVALID, values=values, error=_refused(exc))
-    db.session.commit()
-    flash(_("Added the ticket type “%(name)s”.", name=ticket_type.name))
-    return redirect(url_for("ticketing_manage.tickets", event_id=event.id))
+    return _saved(event, "tickets", _("Added the ticket type “%(name)s”.", name=ticket_type.name))
 
 
 @blueprint.post("/<uuid:event_id>/tickets/<uuid:ticket_type_id>/delete")
 @require_permission(MANAGE)
 def delete_ticket_type(event_id: UUID, ticket_type_id: UUID) -> Any:
-    event = _event(event_id)
+    event = event_or_404(event_id)
     try:
         ticket_type = service.get_ticket_type(event, str(ticket_type_id))
         name = ticket_type.name
@@ -333,12 +344,124 @@ def delete_ticket_type(event_id: UUID, ticket_type_id: UUID) -> Any:
         service.delete_ticket_type(event, ticket_type)
     except ApiError as exc:
         return _tickets_page(event, exc.code or 400, error=_refused(exc))
-    db.session.commit()
-    flash(_("Removed the ticket type “%(name)s”.", name=name))
-    return redirect(url_for("ticketing_manage.tickets", event_id=event.id))
+    return _saved(event, "tickets", _("Removed the ticket type “%(name)s”.", name=name))
 
 
-# --- Step 4: review, and the event's own page --------------------------------------------------
+# --- Step 4: settings and the questions asked at checkout -------------------------------------
+
+
+def _settings_page(event: Event, status: int = 200, **context: Any) -> Any:
+    return _render(
+        "settings.html", status, event=event, step="settings", questions=questions.questions_of(event.id),
+        question_kinds=QUESTION_KINDS, question_scopes=QUESTION_SCOPES,
+        values=context.pop("values", {"refund_policy": event.refund_policy}),
+        question_values=context.pop("question_values", {"kind": "text", "scope": "per_order"}), **context,
+    )
+
+
+@blueprint.route("/<uuid:event_id>/settings", methods=["GET", "POST"])
+@require_permission(MANAGE)
+def settings(event_id: UUID) -> Any:
+    event = event_or_404(event_id)
+    if request.method == "GET":
+        return _settings_page(event)
+    values = {"refund_policy": _field("refund_policy")}
+    if len(values["refund_policy"]) > REFUND_POLICY_MAX:
+        return _settings_page(event, INVALID, values=values, errors={
+            "refund_policy": [_("Keep this under %(count)d characters.", count=REFUND_POLICY_MAX)]
+        })
+    try:
+        service.update_event(event, values)
+    except ApiError as exc:
+        return _settings_page(event, exc.code or INVALID, values=values, error=_refused(exc))
+    return _saved(event, "show", _("Saved."))
+
+
+def _question_form() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The question form as typed (to show again) and as the service takes it."""
+    typed: dict[str, Any] = {name: _field(name) for name in ("label", "help_text", "kind", "scope", "options")}
+    typed["required"] = request.form.get("required") == "yes"
+    data = {**typed, "options": [line.strip() for line in typed["options"].splitlines() if line.strip()]}
+    return typed, data
+
+
+def _question_refused(exc: ApiError) -> dict[str, Any]:
+    """Field errors for a question the service refused, or the page's error for other refusals."""
+    message = _refused(exc)
+    if exc.error_code == "invalid_question" and isinstance(exc.details, dict):
+        return {"errors": exc.details}
+    return {"error": message}
+
+
+def _question(event: Event, question_id: UUID) -> questions.Question:
+    try:
+        return questions.get_question(event, str(question_id))
+    except ApiError:
+        abort(404)
+
+
+@blueprint.post("/<uuid:event_id>/questions")
+@require_permission(MANAGE)
+def add_question(event_id: UUID) -> Any:
+    event = event_or_404(event_id)
+    typed, data = _question_form()
+    try:
+        question = questions.save_question(event, data)
+    except ApiError as exc:
+        return _settings_page(event, exc.code or INVALID, question_values=typed, **_question_refused(exc))
+    return _saved(event, "settings", _("Added the question “%(label)s”.", label=question.label))
+
+
+@blueprint.route("/<uuid:event_id>/questions/<uuid:question_id>", methods=["GET", "POST"])
+@require_permission(MANAGE)
+def edit_question(event_id: UUID, question_id: UUID) -> Any:
+    event = event_or_404(event_id)
+    question = _question(event, question_id)
+    context: dict[str, Any] = {"event": event, "question": question, "step": "settings",
+                               "question_kinds": QUESTION_KINDS, "question_scopes": QUESTION_SCOPES}
+    if request.method == "GET":
+        typed = {"label": question.label, "help_text": question.help_text, "kind": question.kind,
+                 "scope": question.scope, "required": question.required, "options": "\n".join(question.options)}
+        return _render("question.html", values=typed, **context)
+    typed, data = _question_form()
+    try:
+        questions.save_question(event, data, question)
+    except ApiError as exc:
+        return _render("question.html", exc.code or INVALID, values=typed, **context, **_question_refused(exc))
+    return _saved(event, "settings", _("Saved the question “%(label)s”.", label=question.label))
+
+
+@blueprint.post("/<uuid:event_id>/questions/<uuid:question_id>/move")
+@require_permission(MANAGE)
+def move_question(event_id: UUID, question_id: UUID) -> Any:
+    event = event_or_404(event_id)
+    question = _question(event, question_id)
+    step = {"up": -1, "down": 1}.get(_field("direction"))
+    if step is None:
+        abort(400)
+    try:
+        questions.move_question(event, question, step)
+    except ApiError as exc:
+        return _settings_page(event, exc.code or INVALID, error=_refused(exc))
+    return _saved(event, "settings")
+
+
+@blueprint.post("/<uuid:event_id>/questions/<uuid:question_id>/delete")
+@require_permission(MANAGE)
+def delete_question(event_id: UUID, question_id: UUID) -> Any:
+    event = event_or_404(event_id)
+    question = _question(event, question_id)
+    label = question.label
+    try:
+        questions.delete_question(event, question)
+    except ApiError as exc:
+        return _settings_page(event, exc.code or INVALID, error=_refused(exc))
+    return _saved(
+        event, "settings", _("Removed the question “%(label)s”; orders keep the answers already given.", label=label)
+    )
+
+
+# --- Step 5: review, and the event's own page --------------------------------------------------
 
 
 def _review(event: Event, status: int = 200, error: str | None = None) -> Any:
@@ -352,40 +475,34 @@ def _review(event: Event, status: int = 200, error: str | None = None) -> Any:
 @blueprint.get("/<uuid:event_id>/")
 @require_permission(VIEW)
 def show(event_id: UUID) -> Any:
-    return _review(_event(event_id))
+    return _review(event_or_404(event_id))
 
 
 @blueprint.post("/<uuid:event_id>/status")
 @require_permission(PUBLISH)
 def change_status(event_id: UUID) -> Any:
-    try:
-        event = service.get_event(str(event_id), lock=True)
-    except ApiError:
-        abort(404)
+    event = event_or_404(event_id, lock=True)
     target = _field("to")
     try:
         service.transition(event, target)
     except ApiError as exc:
         message = _refused(exc)
-        return _review(_event(event_id), exc.code or 409, error=message)
-    db.session.commit()
-    flash(_("“%(title)s” is now %(status)s.", title=event.title, status=service.status_label(event.status)))
-    return redirect(url_for("ticketing_manage.show", event_id=event.id))
+        return _review(event_or_404(event_id), exc.code or 409, error=message)
+    status = service.status_label(event.status)
+    return _saved(event, "show", _("“%(title)s” is now %(status)s.", title=event.title, status=status))
 
 
 @blueprint.post("/<uuid:event_id>/copy")
 @require_permission(MANAGE)
 def copy(event_id: UUID) -> Any:
-    event = service.copy_event(_event(event_id))
-    db.session.commit()
-    flash(_("This is a copy, saved as a draft. Change what differs and publish it."))
-    return redirect(url_for("ticketing_manage.basics", event_id=event.id))
+    event = service.copy_event(event_or_404(event_id))
+    return _saved(event, "basics", _("This is a copy, saved as a draft. Change what differs and publish it."))
 
 
 @blueprint.post("/<uuid:event_id>/delete")
 @require_permission(MANAGE)
 def delete(event_id: UUID) -> Any:
-    event = _event(event_id)
+    event = event_or_404(event_id)
     title = event.title
     try:
         service.delete_event(event)

@@ -30,6 +30,7 @@ from markupsafe import Markup
 from bilten_core.db import db
 from bilten_core.errors import ApiError
 from bilten_core.general_settings import general_settings
+from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import current_tenant
 from plugins.ticketing.models import Event, TicketType
 from plugins.ticketing.sanitize import clean_description
@@ -42,6 +43,9 @@ PAGE_SIZE = 12
 VISIBLE_VISIBILITIES = ("public", "unlisted")
 HIDDEN_STATUSES = ("draft",)
 ON_SALE = "on_sale"
+UNLOCK_CODE_MAX = 100
+# Whole amounts with an optional decimal part: no signs, exponents, spaces or other digits.
+AMOUNT = re.compile(r"[0-9]{1,15}(?:[.,]([0-9]+))?")
 
 
 # --- Looking events up ---------------------------------------------------------------------------
@@ -128,6 +132,10 @@ class Offer:
     def on_sale(self) -> bool:
         return self.state == ON_SALE
 
+    @property
+    def pay_what_you_want(self) -> bool:
+        return self.ticket_type.kind == "pay_what_you_want"
+
 
 def current_price(ticket_type: TicketType, now: datetime) -> int:
     """The price before any checkout adjustments: the first date tier still running, else the base price.
@@ -168,15 +176,18 @@ def state_label(state: str, ticket_type: TicketType, event: Event) -> str:
     return labels.get(state, _("Not on sale"))
 
 
-def offers(event: Event, currency: str, now: datetime | None = None) -> list[Offer]:
-    """The ticket types a buyer may pick on their own (not hidden, not add-ons), as they stand now."""
+def offers(
+    event: Event, currency: str, now: datetime | None = None, unlocked: frozenset[str] = frozenset()
+) -> list[Offer]:
+    """The ticket types a buyer may pick on their own (not add-ons; hidden ones only when ``unlocked``),
+    as they stand now."""
     from plugins.ticketing.inventory import availability
 
     now = now or datetime.now(UTC)
     remaining = availability(event.id)
     result = []
     for ticket_type in event.ticket_types:
-        if ticket_type.hidden or ticket_type.addon_for_id is not None:
+        if (ticket_type.hidden and ticket_type.id not in unlocked) or ticket_type.addon_for_id is not None:
             continue
         price = 0 if ticket_type.kind == "free" else current_price(ticket_type, now)
         if ticket_type.kind == "free" or (price == 0 and ticket_type.kind != "pay_what_you_want"):
@@ -379,9 +390,11 @@ def search() -> Any:
     )
 
 
-def _event_context(event: Event) -> dict[str, Any]:
+def _event_context(event: Event, unlocking: Unlocking | None = None) -> dict[str, Any]:
     settings = general_settings()
-    event_offers = offers(event, settings.currency)
+    unlocking = unlocking or Unlocking()
+    event_offers = offers(event, settings.currency, unlocked=unlocking.ticket_type_ids)
+    public_offers = [offer for offer in event_offers if not offer.ticket_type.hidden]
     site_name = settings.display_name or current_tenant().name
     return {
         "event": event,
@@ -389,19 +402,58 @@ def _event_context(event: Event) -> dict[str, Any]:
         "when": when(event),
         "description": Markup(clean_description(event.description_html or "")),  # noqa: S704 - cleaned
         "summary": plain_text(event.description_html)[:300],
-        "json_ld": json_ld(event, event_offers, settings.currency, site_name),
+        "json_ld": json_ld(event, public_offers, settings.currency, site_name),
         "event_url": event_url(event),
         "on_sale": any(offer.on_sale for offer in event_offers),
+        "unlock_code": unlocking.code,
+        "currency": settings.currency,
+        "format_money": format_money,
     }
+
+
+# --- Unlock codes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Unlocking:
+    """A code a visitor typed and the hidden ticket types of the event it unlocks."""
+
+    code: str = ""
+    ticket_type_ids: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+def unlock(event: Event, raw: str | None) -> Unlocking:
+    """Ask the plugins (hook ``unlock_ticket_types``) which hidden types of ``event`` the code opens."""
+    code = (raw or "").strip()
+    hidden = {ticket_type.id for ticket_type in event.ticket_types if ticket_type.hidden}
+    if not code or not hidden:
+        return Unlocking()  # nothing to unlock: the page offers no code field either
+    unlocked: set[str] = set()
+    if len(code) <= UNLOCK_CODE_MAX:
+        caller = kernel().plugins.hook_for_tenant("unlock_ticket_types")
+        unlocked = {str(type_id) for ids in caller(event=event, code=code) for type_id in ids or ()} & hidden
+    if not unlocked:
+        return Unlocking(error=_("This code does not unlock any tickets for this event. Check it and try again."))
+    return Unlocking(code, frozenset(unlocked))
+
+
+def _unlock_errors(unlocking: Unlocking) -> dict[str, str]:
+    return {"code": unlocking.error} if unlocking.error else {}
 
 
 @blueprint.get("/events/<slug>")
 def event_page(slug: str) -> Any:
     event = _event_or_404(slug)
-    response = Response(render_template("ticketing/storefront/event.html", errors={}, chosen={},
-                                        **_event_context(event)))
+    unlocking = unlock(event, request.args.get("code"))
+    response = Response(render_template("ticketing/storefront/event.html", errors=_unlock_errors(unlocking),
+                                        chosen={}, **_event_context(event, unlocking)))
     if event.visibility == "unlisted":
         # Reachable by link, but not meant to turn up in search engines.
+        response.headers["X-Robots-Tag"] = "noindex"
+    if "code" in request.args:
+        # What a code unlocks is for whoever has it: no shared caches, no search engines.
+        response.headers["Cache-Control"] = "private, no-store"
         response.headers["X-Robots-Tag"] = "noindex"
     return response
 
@@ -455,22 +507,60 @@ def parse_quantities(event: Event, form: Any, event_offers: list[Offer]) -> tupl
     return chosen, errors
 
 
+def parse_amount(raw: str, currency: str) -> int | None:
+    """An amount typed in major units ("12.50", "12,5") as exact minor units, or None when it is not
+    a plain amount: signs, exponents and more decimals than the currency has are refused."""
+    match = AMOUNT.fullmatch(raw.strip())
+    exponent = get_currency_precision(currency)
+    if match is None or len(match.group(1) or "") > exponent:
+        return None
+    return int(Decimal(match.group(0).replace(",", ".")).scaleb(exponent))
+
+
+def offered_amounts(
+    form: Any, event_offers: list[Offer], chosen: dict[str, int], currency: str
+) -> tuple[dict[str, int], dict[str, str]]:
+    """What the buyer offers per pay-what-you-want ticket chosen (empty: the minimum), and errors by field."""
+    from plugins.ticketing.pricing import MAX_PRICE_MINOR
+
+    amounts: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    for offer in event_offers:
+        type_id = offer.ticket_type.id
+        raw = (form.get(f"amount-{type_id}") or "").strip()
+        if not offer.pay_what_you_want or type_id not in chosen or not raw:
+            continue
+        amount = parse_amount(raw, currency)
+        if amount is None or amount > MAX_PRICE_MINOR:
+            errors[f"amount-{type_id}"] = _("Enter an amount in %(currency)s, such as %(example)s.",
+                                            currency=currency, example=money_amount(offer.price_minor, currency))
+        elif amount < offer.price_minor:
+            errors[f"amount-{type_id}"] = _("Pay at least %(price)s.", price=format_money(offer.price_minor, currency))
+        else:
+            amounts[type_id] = amount
+    return amounts, errors
+
+
 @blueprint.post("/events/<slug>/tickets")
 def choose_tickets(slug: str) -> Any:
     """Ticket selection: reserve the chosen tickets, then go to the checkout page and its countdown."""
     from plugins.ticketing.reservations import Item, create_reservation
 
     event = _event_or_404(slug)
-    context = _event_context(event)
+    unlocking = unlock(event, request.form.get("unlock_code"))
+    context = _event_context(event, unlocking)
     chosen, errors = parse_quantities(event, request.form, context["offers"])
+    amounts, amount_errors = offered_amounts(request.form, context["offers"], chosen, context["currency"])
+    errors = {**errors, **amount_errors, **_unlock_errors(unlocking)}
     if errors:
         return render_template("ticketing/storefront/event.html", errors=errors, chosen=request.form,
                                **context), 400
+    items = [Item(type_id, quantity, amounts.get(type_id)) for type_id, quantity in chosen.items()]
     try:
-        reservation = create_reservation([Item(type_id, quantity) for type_id, quantity in chosen.items()])
+        reservation = create_reservation(items, unlocking.code or None)
     except ApiError as exc:
         db.session.rollback()
-        context = _event_context(event)  # what is left now, for the buyer to choose again
+        context = _event_context(event, unlocking)  # what is left now, for the buyer to choose again
         return render_template(
             "ticketing/storefront/event.html", chosen=request.form, **context,
             errors={"form": exc.description or _("These tickets are not available.")},
@@ -479,10 +569,14 @@ def choose_tickets(slug: str) -> Any:
 
 
 def _checkout_context(reservation: Any) -> dict[str, Any]:
+    from plugins.ticketing.checkout_form import answer_field, order_questions, ticket_fields
+    from plugins.ticketing.questions import questions_of
+
     event = db.session.get(Event, reservation.event_id)
     assert event is not None
     currency = general_settings().currency
     now = cast(datetime, db.session.scalar(sa.select(sa.func.now())))
+    questions = questions_of(event.id)
     return {
         "event": event,
         "reservation": reservation,
@@ -498,12 +592,16 @@ def _checkout_context(reservation: Any) -> dict[str, Any]:
         "expires_label": format_time(reservation.expires_at.astimezone(event_zone(event)), "short",
                                      locale=str(get_locale() or "en")),
         "when": when(event),
+        "tickets": ticket_fields(reservation, questions),
+        "order_questions": order_questions(questions),
+        "answer_field": answer_field,
     }
 
 
 @blueprint.get("/checkout/<reservation_id>")
 def checkout(reservation_id: str) -> Any:
-    """The reserved tickets, the time left to buy them, and the buyer's details."""
+    """The reserved tickets, the time left to buy them, the buyer's details, an attendee per ticket and
+    the organiser's questions."""
     from plugins.ticketing.reservations import live_reservation
 
     reservation = live_reservation(reservation_id)  # unknown: 404; expired: 410, as an error page
@@ -514,6 +612,8 @@ def checkout(reservation_id: str) -> Any:
 
 
 def _buyer_errors(name: str, email: str) -> dict[str, list[str]]:
+    from plugins.ticketing.checkout_form import EMAIL_PATTERN
+
     errors: dict[str, list[str]] = {}
     if not name or len(name) > 200:
         errors["name"] = [_("Enter your name (at most 200 characters).")]
@@ -522,26 +622,33 @@ def _buyer_errors(name: str, email: str) -> dict[str, list[str]]:
     return errors
 
 
-EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
 @blueprint.post("/checkout/<reservation_id>")
 def place_checkout_order(reservation_id: str) -> Any:
     """Turn the reservation into an order; the form's one-time key makes a double submit one order."""
     from plugins.ticketing.checkout import place_order
+    from plugins.ticketing.checkout_form import read_checkout_form
+    from plugins.ticketing.questions import questions_of
     from plugins.ticketing.reservations import live_reservation
 
     name = (request.form.get("name") or "").strip()
     email = (request.form.get("email") or "").strip()
     key = (request.form.get("idempotency_key") or "").strip()[:200] or None
-    errors = _buyer_errors(name, email)
-    if errors:
+    try:
         reservation = live_reservation(reservation_id)
+    except ApiError:
+        # Already ordered (the second click of a double submit) or gone: placing the order says which.
+        db.session.rollback()
+        place_order(reservation_id, email=email, name=name, idempotency_key=key, remote_addr=request.remote_addr)
+        return redirect(url_for("storefront.order_placed", reservation_id=reservation_id), 303)
+    given = read_checkout_form(request.form, reservation, questions_of(reservation.event_id))
+    errors = {**_buyer_errors(name, email), **given.errors}
+    if errors:
         return render_template(
-            "ticketing/storefront/checkout.html", errors=errors, values={"name": name, "email": email},
+            "ticketing/storefront/checkout.html", errors=errors, values=request.form,
             idempotency_key=key or uuid.uuid4().hex, **_checkout_context(reservation),
         ), 400
-    place_order(reservation_id, email=email, name=name, idempotency_key=key)
+    place_order(reservation_id, email=email, name=name, attendees=given.attendees, idempotency_key=key,
+                answers=given.answers, remote_addr=request.remote_addr)
     return redirect(url_for("storefront.order_placed", reservation_id=reservation_id), 303)
 
 
@@ -557,10 +664,12 @@ def order_placed(reservation_id: str) -> Any:
     if order is None:
         abort(404)
     event = db.session.get(Event, order.event_id)
-    return render_template(
+    page = render_template(
         "ticketing/storefront/order_placed.html", order=order, event=event,
         total=format_money(order.total_minor, order.currency),
     )
+    # The buyer's details and a link that downloads the tickets: never in a shared or back-button cache.
+    return page, 200, {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
 
 
 def json_ld_script(data: dict[str, Any]) -> Markup:

@@ -5,39 +5,29 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser
 
-from bilten_core.auth.models import Account, Membership
-from bilten_core.auth.passwords import hash_password
-from bilten_core.db import db
 from tenants.service import create_tenant
 from tests.browser.accessibility_checks import assert_accessible
 from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.sign_in import sign_in
+from tests.ticketing.event_factory import add_member
 
 if TYPE_CHECKING:
     from tests.browser.conftest import Site
 
-PASSWORD = "correct horse battery staple"
 
 
 def _organiser(app: Flask, site: Site) -> tuple[str, str]:
     """A new tenant with an event manager; the manager's email and the tenant's base URL."""
     slug = f"wizard-{uuid.uuid4().hex[:8]}"
-    email = f"organiser-{uuid.uuid4().hex[:8]}@example.org"
     with app.app_context():
         tenant = create_tenant(slug, "The Riverside Community Events and Festivals Association")
-        account = Account(email=email, display_name="Olga Organiser", password_hash=hash_password(PASSWORD),
-                          email_verified_at=datetime.now(UTC))
-        db.session.add(account)
-        db.session.flush()
-        db.session.add(Membership(account_id=account.id, tenant_id=tenant.id, role="event_manager"))
-        db.session.commit()
-    return email, f"http://{slug}.localhost:{site.port}"
+    return add_member(app, tenant), f"http://{slug}.localhost:{site.port}"
 
 
 @pytest.mark.parametrize("screen", ["desktop", "phone"])
@@ -48,11 +38,7 @@ def test_an_organiser_creates_and_publishes_an_event_with_the_wizard(
     context = browser.new_context(**(PHONE if screen == "phone" else DESKTOP))
     page = context.new_page()
     try:
-        page.goto(base + "/account/sign-in")
-        page.get_by_label("Email address").fill(email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(base + "/account/")
+        sign_in(page, base, email)
         page.get_by_role("link", name="Manage events").click()
         page.wait_for_url(base + "/manage/events/")
         assert "No events yet." in page.inner_text("main")
@@ -92,7 +78,10 @@ def test_an_organiser_creates_and_publishes_an_event_with_the_wizard(
         assert "€12.50" in page.inner_text("main") and "80 available" in page.inner_text("main")
         assert_accessible(page, f"wizard step 3 with a ticket type on a {screen}")
 
-        page.get_by_role("link", name="Continue to the review").click()
+        page.get_by_role("link", name="Continue to the settings").click()
+        page.wait_for_url(re.compile(r".*/settings$"))
+        assert_accessible(page, f"wizard step 4 on a {screen}")
+        page.get_by_role("button", name="Save and continue").click()
         page.wait_for_url(re.compile(r".*/manage/events/[0-9a-f-]+/$"))
         main = page.inner_text("main")
         assert "Castle Park" in main and "Europe/Vienna" in main and "Adult (80)" in main

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import job_probe
 import pytest
 import requests
 from flask import Flask
@@ -19,6 +20,7 @@ from bilten_core.config import PROJECT_ROOT
 from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo, tenant_context
 from bilten_core.testing import free_port, host_of
+from tests.auth.auth_mail import Inbox, smtp_inbox
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +128,14 @@ def staff_headers(tk_app: Flask) -> Callable[[TenantInfo, str], dict[str, str]]:
         return {**host_of(tenant), "Authorization": f"Bearer {token}"}
 
     return make
+
+
+@pytest.fixture
+def inbox(tk_app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    """The mail the app sends, as a real SMTP server receives it; the job queues start empty."""
+    job_probe.reset(tk_app)
+    with smtp_inbox(tk_app, monkeypatch) as box:
+        yield box
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 ``add_event(app, tenant, title=..., tickets=[("Standard", 2500)], ...)`` makes one event in any
 state (the lifecycle rules are tested elsewhere); prices are in minor units, 0 is a free ticket.
+``Shopper`` is a buyer's browser on the storefront, choosing tickets on an event's page.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from flask import Flask
+from werkzeug.test import TestResponse
 
 from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo, tenant_context
 from plugins.ticketing.models import Event, Quota, TicketType
+from tests.ticketing.event_factory import SiteClient
+
+KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -88,3 +93,23 @@ def add_paid_order(app: Flask, tenant: TenantInfo, made: Made, tickets: int, sta
                                         price_minor=0, tax_minor=0, position=position))
         db.session.add(order)
         db.session.commit()
+
+
+def quantity_fields(quantities: dict[str, int | str]) -> dict[str, str]:
+    """The event page's form fields for ``quantities`` (ticket type id -> how many, or what a buyer typed)."""
+    return {f"qty-{type_id}": str(count) for type_id, count in quantities.items()}
+
+
+class Shopper(SiteClient):
+    """A buyer's browser on the tenant's storefront."""
+
+    def choose(self, slug: str, fields: dict[str, str], page_query: str = "") -> TestResponse:
+        """Send the ticket form of the event's page (opened with ``page_query``) with ``fields``: quantities
+        (see :func:`quantity_fields`), amounts, an unlock code."""
+        return self.post(f"/events/{slug}/tickets", fields, token=self.token_on(f"/events/{slug}{page_query}"))
+
+    def checkout_path(self, slug: str, quantities: dict[str, int | str]) -> str:
+        """Choose ``quantities`` of the event's tickets; the path of the checkout page they lead to."""
+        chosen = self.choose(slug, quantity_fields(quantities))
+        assert chosen.status_code == 303, chosen.text
+        return chosen.headers["Location"]

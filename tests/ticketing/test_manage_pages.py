@@ -3,62 +3,22 @@
 from __future__ import annotations
 
 import re
-import uuid
-from datetime import UTC, datetime
 
 import pytest
-from event_factory import create_event
 
-from bilten_core.auth.models import Account, Membership
-from bilten_core.auth.passwords import hash_password
 from bilten_core.db import db
 from bilten_core.tenancy.context import tenant_context
 from plugins.ticketing.models import Event
+from tests.ticketing.event_factory import create_event, signed_in_member
 
-PASSWORD = "correct horse battery staple"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 EVENT_PATH = re.compile(r"^/manage/events/([0-9a-f-]{36})/when$")
-
-
-class Organiser:
-    """A member of ``tenant`` with ``role``, signed in through the sign-in page of the tenant's host."""
-
-    def __init__(self, app, tenant, role="event_manager"):
-        self.client = app.test_client()
-        self.base = f"http://{tenant.primary_domain}"
-        self.token = None
-        email = f"{role}-{uuid.uuid4().hex[:8]}@example.org"
-        with app.app_context():
-            account = Account(email=email, display_name="Olga Organiser", password_hash=hash_password(PASSWORD),
-                              email_verified_at=datetime.now(UTC))
-            db.session.add(account)
-            db.session.flush()
-            db.session.add(Membership(account_id=account.id, tenant_id=tenant.id, role=role))
-            db.session.commit()
-        token = self.token_on("/account/sign-in")
-        signed_in = self.post("/account/sign-in", {"email": email, "password": PASSWORD, "csrf_token": token})
-        assert signed_in.status_code == 302, signed_in.text
-        self.token = self.token_on("/account/")
-
-    def token_on(self, path):
-        page = self.get(path)
-        assert page.status_code == 200, page.text
-        return CSRF.findall(page.text)[0]
-
-    def get(self, path):
-        return self.client.get(path, base_url=self.base)
-
-    def post(self, path, data):
-        if self.token and "csrf_token" not in data:
-            data = {**data, "csrf_token": self.token}
-        return self.client.post(path, base_url=self.base, data=data)
 
 
 @pytest.fixture
 def org(app, make_tenant):
     class Org:
         tenant = make_tenant("manage")
-        manager = Organiser(app, tenant)
+        manager = signed_in_member(app, tenant)
 
         @staticmethod
         def event(event_id):
@@ -175,7 +135,7 @@ def test_who_may_see_and_change_events(app, org, make_tenant):
     made = create_event(app, org.tenant, status="draft")
     anonymous = app.test_client().get("/manage/events/", base_url=org.manager.base)
     assert anonymous.status_code == 302 and anonymous.location.startswith("/account/sign-in")
-    finance = Organiser(app, org.tenant, "finance")
+    finance = signed_in_member(app, org.tenant, "finance")
     listed = finance.get("/manage/events/")
     assert listed.status_code == 200 and "Spring Concert" in listed.text and "Create an event" not in listed.text
     assert finance.get("/manage/events/new").status_code == 403

@@ -2,59 +2,27 @@
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import UTC, datetime
 
 from bilten_core.auth.models import Account
-from bilten_core.auth.passwords import hash_password
 from bilten_core.auth.sessions import COOKIE_NAME
 from bilten_core.db import db
 from bilten_core.testing import host_of
-
-PASSWORD = "correct horse battery staple"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.ticketing.event_factory import SiteClient, add_account, buy
 
 
-class Buyer:
+class Buyer(SiteClient):
     """An account signed in through the sign-in page of ``tenant``'s host."""
 
     def __init__(self, app, tenant, email):
-        self.client = app.test_client()
-        self.base = f"http://{tenant.primary_domain}"
-        page = self.get("/account/sign-in")
-        token = CSRF.findall(page.text)[0]
-        signed_in = self.client.post("/account/sign-in", base_url=self.base,
-                                     data={"email": email, "password": PASSWORD, "csrf_token": token})
-        assert signed_in.status_code == 302, signed_in.text
-
-    def get(self, path):
-        return self.client.get(path, base_url=self.base)
-
-
-def _account(app, email, verified=True):
-    with app.app_context():
-        account = Account(email=email, display_name="Ann Buyer", password_hash=hash_password(PASSWORD),
-                          email_verified_at=datetime.now(UTC) if verified else None)
-        db.session.add(account)
-        db.session.commit()
-        return account.id
+        super().__init__(app, tenant)
+        self.sign_in(email)
 
 
 def _unverify(app, account_id):
     with app.app_context():
         db.session.get(Account, account_id).email_verified_at = None
         db.session.commit()
-
-
-def _order(client, tenant, type_id, email, quantity=1):
-    reserved = client.post("/api/v1/reservations", headers=host_of(tenant),
-                           json={"items": [{"ticket_type_id": type_id, "quantity": quantity}]})
-    assert reserved.status_code == 201, reserved.text
-    ordered = client.post("/api/v1/orders", headers=host_of(tenant),
-                          json={"reservation_id": reserved.get_json()["id"], "email": email, "name": "Ann"})
-    assert ordered.status_code == 201, ordered.text
-    return ordered.get_json()
 
 
 def _email():
@@ -65,11 +33,11 @@ def test_a_verified_buyer_sees_their_orders_newest_first_with_ticket_codes(clien
     email = _email()
     _event, _quota, free = catalog.simple(size=10, kind="free", price_minor=0)
     _event2, _quota2, paid = catalog.simple(size=10, price_minor=2500)
-    first = _order(client, tenant, free, email, quantity=2)
+    first = buy(client, tenant, (free, 2), email=email)
     # Bought as a guest with the address written differently: still theirs.
-    second = _order(client, tenant, paid, email.upper())
-    someone_else = _order(client, tenant, free, _email())
-    _account(tk_app, email)
+    second = buy(client, tenant, (paid, 1), email=email.upper())
+    someone_else = buy(client, tenant, (free, 1), email=_email())
+    add_account(tk_app, email)
 
     page = Buyer(tk_app, tenant, email).get("/my/tickets")
     assert page.status_code == 200, page.text
@@ -88,8 +56,8 @@ def test_a_verified_buyer_sees_their_orders_newest_first_with_ticket_codes(clien
 def test_an_unverified_address_shows_nothing_but_how_to_verify(client, tk_app, tenant, catalog):
     email = _email()
     _event, _quota, free = catalog.simple(size=10, kind="free", price_minor=0)
-    order = _order(client, tenant, free, email)
-    account_id = _account(tk_app, email)
+    order = buy(client, tenant, (free, 1), email=email)
+    account_id = add_account(tk_app, email)
     buyer = Buyer(tk_app, tenant, email)
     assert order["code"] in buyer.get("/my/tickets").text
 
@@ -112,9 +80,9 @@ def test_orders_of_another_tenant_never_show(client, tk_app, tenant, catalog, ca
     other = make_tenant("tk-other")
     _e, _q, here = catalog.simple(size=5, kind="free", price_minor=0)
     _e2, _q2, there = catalog_for(other).simple(size=5, kind="free", price_minor=0)
-    mine_here = _order(client, tenant, here, email)
-    mine_there = _order(client, other, there, email)
-    _account(tk_app, email)
+    mine_here = buy(client, tenant, (here, 1), email=email)
+    mine_there = buy(client, other, (there, 1), email=email)
+    add_account(tk_app, email)
 
     page = Buyer(tk_app, tenant, email).get("/my/tickets")
     assert mine_here["code"] in page.text

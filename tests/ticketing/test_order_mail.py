@@ -6,35 +6,13 @@ import re
 import uuid
 
 import job_probe
-import pytest
 import sqlalchemy as sa
 
 from bilten_core.jobs import push, registered_job
 from bilten_core.kernel import kernel
 from bilten_core.outbox import OutboxRow
-from bilten_core.testing import host_of
-from tests.auth.auth_mail import deliver, smtp_inbox
-
-BUYER = "ann@example.org"
-
-
-@pytest.fixture
-def inbox(tk_app, monkeypatch):
-    job_probe.reset(tk_app)
-    with smtp_inbox(tk_app, monkeypatch) as box:
-        yield box
-
-
-def _order(client, tenant, *items, email=BUYER, **extra):
-    body = {"items": [{"ticket_type_id": type_id, "quantity": quantity} for type_id, quantity in items]}
-    reserved = client.post("/api/v1/reservations", json=body, headers=host_of(tenant))
-    assert reserved.status_code == 201, reserved.text
-    ordered = client.post(
-        "/api/v1/orders", headers=host_of(tenant),
-        json={"reservation_id": reserved.get_json()["id"], "email": email, "name": "Ann Buyer", **extra},
-    )
-    assert ordered.status_code == 201, ordered.text
-    return ordered.get_json()
+from tests.auth.auth_mail import deliver
+from tests.ticketing.event_factory import BUYER, buy
 
 
 def _run_events_then_mail(app):
@@ -70,7 +48,7 @@ def test_a_free_order_mails_one_confirmation_with_every_ticket_code(
     client, tk_app, tenant, catalog, inbox
 ):
     _event, _quota, type_id = catalog.simple(size=5, kind="free", price_minor=0, name="Standing")
-    order = _order(client, tenant, (type_id, 2), attendees=[{"name": "Ann Buyer"}, {"name": "Bob Friend"}])
+    order = buy(client, tenant, (type_id, 2), attendees=("Ann Buyer", "Bob Friend"))
     assert order["status"] == "paid"
     codes = [ticket["code"] for ticket in order["tickets"]]
 
@@ -113,7 +91,7 @@ def test_the_event_date_is_in_the_event_time_zone(client, tk_app, tenant, catalo
     catalog.run(reschedule)
     quota = catalog.quota(event_id, 3)
     type_id = catalog.ticket_type(event_id, quotas=(quota,), kind="free", price_minor=0)
-    _order(client, tenant, (type_id, 1))
+    buy(client, tenant, (type_id, 1))
     _run_events_then_mail(tk_app)
     [message] = inbox.messages(to=BUYER)
     text, _html = _parts(message)
@@ -124,7 +102,7 @@ def test_the_event_date_is_in_the_event_time_zone(client, tk_app, tenant, catalo
 
 def test_an_invoice_order_mails_amount_deadline_and_reference_once(client, tk_app, tenant, catalog, inbox):
     _event, _quota, type_id = catalog.simple(size=5, price_minor=2500)
-    order = _order(client, tenant, (type_id, 2))
+    order = buy(client, tenant, (type_id, 2))
     assert order["status"] == "awaiting_payment"
 
     _run_events_then_mail(tk_app)
@@ -148,7 +126,7 @@ def test_a_cancelled_order_gets_no_late_invoice(client, tk_app, tenant, catalog,
     from plugins.ticketing.checkout import cancel_order, order_by_code
 
     _event, _quota, type_id = catalog.simple(size=5, price_minor=2500)
-    order = _order(client, tenant, (type_id, 1))
+    order = buy(client, tenant, (type_id, 1))
     # Cancelled before the event reached the mail handler.
     catalog.run(lambda: cancel_order(order_by_code(order["code"])))
     _run_events_then_mail(tk_app)
@@ -157,7 +135,7 @@ def test_a_cancelled_order_gets_no_late_invoice(client, tk_app, tenant, catalog,
 
 def test_paying_an_invoice_later_mails_the_tickets(client, tk_app, tenant, catalog, inbox, staff_headers):
     _event, _quota, type_id = catalog.simple(size=5, price_minor=2500)
-    order = _order(client, tenant, (type_id, 1))
+    order = buy(client, tenant, (type_id, 1))
     _run_events_then_mail(tk_app)
     paid = client.post(f"/api/v1/orders/{order['code']}/mark-paid", json={}, headers=staff_headers(tenant, "admin"))
     assert paid.status_code == 200, paid.text

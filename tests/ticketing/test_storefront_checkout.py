@@ -7,36 +7,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from storefront_events import add_event
 
 from bilten_core.db import db
 from bilten_core.tenancy.context import tenant_context
 from plugins.ticketing.orders import Order
 from plugins.ticketing.reservations import Reservation
-
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
-
-
-class Visitor:
-    """A browser on one tenant's host, with its cookies."""
-
-    def __init__(self, app, tenant):
-        self.client = app.test_client()
-        self.base = f"http://{tenant.primary_domain}"
-
-    def get(self, path):
-        return self.client.get(path, base_url=self.base)
-
-    def post(self, path, data):
-        return self.client.post(path, base_url=self.base, data=data)
-
-    def choose(self, slug, quantities):
-        page = self.get(f"/events/{slug}")
-        assert page.status_code == 200, page.text
-        token = CSRF.search(page.text).group(1)
-        return self.post(f"/events/{slug}/tickets",
-                         {"csrf_token": token, **{f"qty-{k}": str(v) for k, v in quantities.items()}})
+from tests.ticketing.event_factory import CSRF
+from tests.ticketing.storefront_events import KEY, Shopper, add_event, quantity_fields
 
 
 @pytest.fixture
@@ -52,9 +29,9 @@ def orders_of(app, tenant, event_id):
 def test_choosing_tickets_reserves_them_and_checkout_places_one_order(app, shop):
     made = add_event(app, shop, title="Harbour Jazz Night", tickets=[("Standard", 2500), ("Student", 1000)])
     standard, student = made.ticket_type_ids
-    visitor = Visitor(app, shop)
+    visitor = Shopper(app, shop)
 
-    chosen = visitor.choose(made.slug, {standard: 2, student: 1})
+    chosen = visitor.choose(made.slug, quantity_fields({standard: 2, student: 1}))
     assert chosen.status_code == 303
     checkout_path = chosen.headers["Location"]
     page = visitor.get(checkout_path)
@@ -77,13 +54,14 @@ def test_choosing_tickets_reserves_them_and_checkout_places_one_order(app, shop)
     assert len(orders) == 1
     assert orders[0].total_minor == 6000 and orders[0].email == "ada@example.org"
     assert orders[0].code in done.text
+    assert done.headers["Cache-Control"] == "private, no-store"
 
 
 def test_bad_quantities_are_refused_on_the_page_and_reserve_nothing(app, shop):
     made = add_event(app, shop, tickets=[{"name": "Standard", "price_minor": 2500, "max_per_order": 4}])
     [standard] = made.ticket_type_ids
     other = add_event(app, shop, title="Another Night")
-    visitor = Visitor(app, shop)
+    visitor = Shopper(app, shop)
 
     for quantities, message in [
         ({standard: 0}, "Choose at least one ticket."),
@@ -92,7 +70,7 @@ def test_bad_quantities_are_refused_on_the_page_and_reserve_nothing(app, shop):
         ({standard: "two"}, "Choose a whole number of tickets."),
         ({other.ticket_type_ids[0]: 1}, "not offered for this event"),
     ]:
-        response = visitor.choose(made.slug, quantities)
+        response = visitor.choose(made.slug, quantity_fields(quantities))
         assert response.status_code == 400, quantities
         assert message in response.text, quantities
     with app.app_context(), tenant_context(shop):
@@ -102,11 +80,11 @@ def test_bad_quantities_are_refused_on_the_page_and_reserve_nothing(app, shop):
 def test_sold_out_says_so_and_shows_what_is_left(app, shop):
     made = add_event(app, shop, tickets=[("Standard", 2500)], quota=3)
     [standard] = made.ticket_type_ids
-    first, second = Visitor(app, shop), Visitor(app, shop)
+    first, second = Shopper(app, shop), Shopper(app, shop)
     form_page = second.get(f"/events/{made.slug}")  # opened while three were left
     token = CSRF.search(form_page.text).group(1)
 
-    assert first.choose(made.slug, {standard: 2}).status_code == 303
+    assert first.choose(made.slug, quantity_fields({standard: 2})).status_code == 303
     late = second.post(f"/events/{made.slug}/tickets", {"csrf_token": token, f"qty-{standard}": "2"})
 
     assert late.status_code == 409
@@ -116,15 +94,15 @@ def test_sold_out_says_so_and_shows_what_is_left(app, shop):
 
 def test_a_form_without_its_csrf_token_is_refused(app, shop):
     made = add_event(app, shop)
-    response = Visitor(app, shop).post(f"/events/{made.slug}/tickets", {f"qty-{made.ticket_type_ids[0]}": "1"})
+    response = Shopper(app, shop).post(f"/events/{made.slug}/tickets", {f"qty-{made.ticket_type_ids[0]}": "1"})
     assert response.status_code == 400
     assert "did not come from this site" in response.text
 
 
 def test_checkout_needs_a_name_and_an_email(app, shop):
     made = add_event(app, shop)
-    visitor = Visitor(app, shop)
-    checkout_path = visitor.choose(made.slug, {made.ticket_type_ids[0]: 1}).headers["Location"]
+    visitor = Shopper(app, shop)
+    checkout_path = visitor.checkout_path(made.slug, {made.ticket_type_ids[0]: 1})
     page = visitor.get(checkout_path)
 
     response = visitor.post(checkout_path, {"csrf_token": CSRF.search(page.text).group(1),
@@ -138,13 +116,13 @@ def test_checkout_needs_a_name_and_an_email(app, shop):
 
 def test_unknown_expired_and_foreign_reservations_are_error_pages(app, shop, make_tenant):
     made = add_event(app, shop)
-    visitor = Visitor(app, shop)
-    checkout_path = visitor.choose(made.slug, {made.ticket_type_ids[0]: 1}).headers["Location"]
+    visitor = Shopper(app, shop)
+    checkout_path = visitor.checkout_path(made.slug, {made.ticket_type_ids[0]: 1})
     reservation_id = checkout_path.rsplit("/", 1)[1]
 
     assert visitor.get("/checkout/not-a-uuid").status_code == 404
     assert visitor.get("/checkout/00000000-0000-0000-0000-000000000000").status_code == 404
-    assert Visitor(app, make_tenant("elsewhere")).get(checkout_path).status_code == 404
+    assert Shopper(app, make_tenant("elsewhere")).get(checkout_path).status_code == 404
     with app.app_context(), tenant_context(shop):
         reservation = db.session.get(Reservation, reservation_id)
         reservation.expires_at = reservation.expires_at - timedelta(hours=1)
