@@ -66,23 +66,6 @@ def list_members(offset: int = 0, limit: int | None = None) -> list[Member]:
     ]
 
 
-def add_member(actor: Identity, email: str, role: str) -> Member:
-    """Give the existing account with ``email`` a role in the current tenant."""
-    tenant_id = lock_team()
-    check_may_grant(actor, role)
-    account = db.session.scalar(sa.select(Account).where(Account.email == email.strip().lower()))
-    if account is None:
-        raise ApiError(
-            404, "unknown_account", _("Nobody has an account with this email address yet; ask them to sign up first."),
-        )
-    if db.session.get(Membership, (account.id, tenant_id)) is not None:
-        raise ApiError(409, "already_member", _("This person is already on the team."), {"account_id": account.id})
-    db.session.add(Membership(account_id=account.id, tenant_id=tenant_id, role=role))
-    record(security_log.MEMBER_ADDED, "membership", account.id, {"email": account.email, "role": role}, actor_of(actor))
-    sessions.privileges_changed(account.id)
-    return Member(account.id, account.email, account.display_name, role)
-
-
 def change_role(actor: Identity, account_id: str, role: str) -> Member:
     membership = _membership_for_update(account_id)
     check_outranks(actor, membership.role)

@@ -35,11 +35,6 @@ class MemberSchema(Schema):
     role = fields.String(required=True)
 
 
-class AddMemberSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=EMAIL_MAX))
-    role = _ROLE
-
-
 class ChangeRoleSchema(Schema):
     role = _ROLE
 
@@ -91,19 +86,6 @@ def list_members(pagination_parameters: Any) -> Any:
     """Members and their roles, by email; ``page`` and ``page_size`` page through them."""
     pagination_parameters.item_count = team.count_members()
     return team.list_members(offset=pagination_parameters.first_item, limit=pagination_parameters.page_size)
-
-
-@blueprint.route("", methods=["POST"])
-@require_permission("tenant.team.manage")
-@blueprint.arguments(AddMemberSchema)
-@blueprint.response(201, MemberSchema)
-@blueprint.alt_response(404, schema="Error", description="No account has this email address")
-@blueprint.alt_response(409, schema="Error", description="Already a member")
-def add_member(body: dict[str, Any]) -> Any:
-    """Give an existing account a role here. Owners alone can make owners."""
-    member = team.add_member(_actor(), body["email"], body["role"])
-    db.session.commit()
-    return member
 
 
 @blueprint.route("/invitations")

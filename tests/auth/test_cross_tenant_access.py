@@ -146,7 +146,7 @@ def test_an_admin_token_of_a_is_refused_by_b_and_still_works_on_a(cross_app, ten
         403, "permission_denied",
     )
     assert_api_error(
-        client.post("/api/v1/team", json={"email": email, "role": "owner"}, headers=_bearer(b, b_token)),
+        client.post("/api/v1/team/invitations", json={"email": email, "role": "owner"}, headers=_bearer(b, b_token)),
         403, "permission_denied",
     )
     assert _role_of(cross_app, b_owner, b) == "owner"

@@ -60,7 +60,8 @@ def test_an_admin_of_a_gets_403_on_b_and_changes_nothing(team, channel):
     on_b = team.headers(team.admin, team.b, channel)
     assert_api_error(team.client.get("/api/v1/team", headers=on_b), 403, "permission_denied")
     body = {"email": "anyone@example.org", "role": "admin"}
-    assert_api_error(team.client.post("/api/v1/team", json=body, headers=on_b), 403, "permission_denied")
+    invited = team.client.post("/api/v1/team/invitations", json=body, headers=on_b)
+    assert_api_error(invited, 403, "permission_denied")
     removed = team.client.delete(f"/api/v1/team/{team.b_owner}", headers=on_b)
     assert_api_error(removed, 403, "permission_denied")
     # An identity issued for A and replayed on B's host is worth no more.
@@ -97,16 +98,10 @@ def test_a_member_without_team_manage_can_look_but_not_touch(team, rbac_app):
     assert team.role_in(team.admin, team.a) == "admin"
 
 
-def test_adding_changing_and_removing_a_member_is_audited(team, rbac_app):
+def test_changing_and_removing_a_member_is_audited(team, rbac_app):
     with rbac_app.app_context():
-        newcomer = make_account("newcomer")
-        email = db.session.get(Account, newcomer).email
+        newcomer = make_member(team.a.id, "finance", "newcomer")
     headers = team.headers(team.admin, team.a)
-    added = team.client.post("/api/v1/team", json={"email": email.upper(), "role": "finance"}, headers=headers)
-    assert added.status_code == 201, added.text
-    assert added.get_json()["account_id"] == newcomer
-    again = team.client.post("/api/v1/team", json={"email": email, "role": "finance"}, headers=headers)
-    assert_api_error(again, 409, "already_member")
     changed = team.client.patch(f"/api/v1/team/{newcomer}", json={"role": "event_manager"}, headers=headers)
     assert changed.status_code == 200
     assert team.role_in(newcomer, team.a) == "event_manager"
@@ -115,21 +110,39 @@ def test_adding_changing_and_removing_a_member_is_audited(team, rbac_app):
     assert team.audit(team.a) == [
         ("team.member_removed", team.admin, {"role": "event_manager"}),
         ("team.role_changed", team.admin, {"role": ["finance", "event_manager"]}),
-        ("team.member_added", team.admin, {"email": email, "role": "finance"}),
     ]
+
+
+def test_nobody_is_put_on_a_team_without_accepting_an_invitation(team, rbac_app):
+    """Adding an existing account by its address would both reveal who has an account and join
+    people to an organisation they never chose: the only way in is an invitation they accept."""
+    with rbac_app.app_context():
+        someone = make_account("someone")
+        email = db.session.get(Account, someone).email
+    headers = team.headers(team.admin, team.a)
+    direct = team.client.post("/api/v1/team", json={"email": email, "role": "finance"}, headers=headers)
+    assert direct.status_code == 405
+    assert team.role_in(someone, team.a) is None
+    # An invitation answers the same for an address with an account and one without.
+    known = team.client.post("/api/v1/team/invitations", json={"email": email, "role": "finance"}, headers=headers)
+    unknown = team.client.post(
+        "/api/v1/team/invitations", json={"email": "nobody-here@example.org", "role": "finance"}, headers=headers
+    )
+    assert known.status_code == unknown.status_code == 201
+    assert set(known.get_json()) == set(unknown.get_json())
+    assert team.role_in(someone, team.a) is None
 
 
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"email": "nobody-here@example.org", "role": "finance"}, 404, "unknown_account"),
         ({"email": "not an email", "role": "finance"}, 422, "unprocessable_entity"),
         ({"email": "x@example.org", "role": "x" * 65}, 422, "unprocessable_entity"),
         ({"email": "x@example.org"}, 422, "unprocessable_entity"),
     ],
 )
 def test_bad_invitations_are_refused(team, body, status, code):
-    response = team.client.post("/api/v1/team", json=body, headers=team.headers(team.admin, team.a))
+    response = team.client.post("/api/v1/team/invitations", json=body, headers=team.headers(team.admin, team.a))
     assert_api_error(response, status, code)
     assert team.audit(team.a) == []
 
@@ -270,7 +283,6 @@ def test_the_openapi_document_shows_who_may_call_what(team):
     spec = team.client.get("/api/v1/openapi.json", headers=host_of(team.a)).get_json()
     operations = {
         ("get", "/api/v1/team"): "tenant.team.view",
-        ("post", "/api/v1/team"): "tenant.team.manage",
         ("delete", "/api/v1/team/{account_id}"): "tenant.team.manage",
         ("put", "/api/v1/team/roles/{name}"): "tenant.roles.manage",
         ("get", "/api/v1/team/invitations"): "tenant.team.view",
