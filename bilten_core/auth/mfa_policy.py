@@ -2,7 +2,8 @@
 
 With ``require_staff_mfa`` on, every account with a membership in the tenant must have a second
 factor to work there: on the web, such an account without one is sent to enrolment and reaches no
-other page of the tenant (but signing out) until it has one; the token API issues it no tokens.
+other page of the tenant (but signing out) until it has one; the token API issues it no tokens,
+and refreshes no tokens of a sign-in made without the second step.
 Customers (accounts without a membership) are not affected.
 """
 

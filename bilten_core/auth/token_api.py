@@ -27,7 +27,7 @@ from bilten_core.auth.passwords import MAX_LENGTH as PASSWORD_MAX
 from bilten_core.auth.signing_keys import KeyRing
 from bilten_core.db import db
 from bilten_core.errors import ApiError
-from bilten_core.tenancy.context import current_tenant
+from bilten_core.tenancy.context import TenantInfo, current_tenant
 
 # Long enough for a client to cache between key rotations, short enough that a new key is seen
 # well within the time retired keys keep verifying (two hours).
@@ -145,13 +145,31 @@ def refresh(body: dict[str, Any]) -> Any:
         audit.record("auth.refresh_refused", "refresh_token", None, {"reason": exc.code})
         db.session.commit()  # also commits the family's revocation when the token was reused
         raise ApiError(401, exc.code, _("The refresh token is not valid. Sign in again.")) from None
+    actor = audit.Actor("user", rotation.account_id)
+    if _second_factor_missing(rotation, tenant):
+        # The rule came in after this sign-in: its tokens end here, and the next sign-in asks for the factor.
+        db.session.rollback()
+        revoked = refresh_tokens.revoke_family(rotation.family_id, "mfa_required")
+        audit.record("auth.refresh_refused", "account", rotation.account_id,
+                     {"reason": "mfa_required", "tokens": revoked}, actor=actor)
+        db.session.commit()
+        raise ApiError(
+            403, "mfa_required",
+            _("This organisation now requires two-step sign-in for its team. Sign in again with your second step."),
+        )
     audit.record(
-        "auth.token_refreshed", "account", rotation.account_id, {"family": rotation.family_id},
-        actor=audit.Actor("user", rotation.account_id),
+        "auth.token_refreshed", "account", rotation.account_id, {"family": rotation.family_id}, actor=actor,
     )
     pair = _pair(rotation.account_id, rotation.token, rotation.auth_methods)
     db.session.commit()
     return pair
+
+
+def _second_factor_missing(rotation: refresh_tokens.Rotation, tenant: TenantInfo) -> bool:
+    """Whether the tenant requires a second factor of its staff and this sign-in of a member had none."""
+    if "otp" in rotation.auth_methods or not mfa_policy.security_settings().require_staff_mfa:
+        return False
+    return mfa_policy.is_member(rotation.account_id, tenant)
 
 
 @blueprint.route("/revoke", methods=["POST"])

@@ -138,3 +138,40 @@ def test_turning_the_rule_on_catches_a_member_already_signed_in(web, lax):
         update_settings("security", {"require_staff_mfa": True})
         db.session.commit()
     assert browser.get("/account/").location == "/account/mfa"
+
+
+def test_turning_the_rule_on_ends_a_members_api_tokens_at_their_next_refresh(web, lax):
+    staff = account(web, lax, "finance")
+    customer = account(web, lax, prefix="customer")
+    staff_pair = token(web, lax, staff).get_json()
+    customer_pair = token(web, lax, customer).get_json()
+    with web.app_context(), tenant_context(lax):
+        update_settings("security", {"require_staff_mfa": True})
+        db.session.commit()
+
+    client = web.test_client()
+    refused = client.post("/api/v1/auth/refresh", json={"refresh_token": staff_pair["refresh_token"]},
+                          headers=host_of(lax))
+    assert_api_error(refused, 403, "mfa_required")
+    # The whole sign-in is over: the same refresh token does not work a second time either.
+    again = client.post("/api/v1/auth/refresh", json={"refresh_token": staff_pair["refresh_token"]},
+                        headers=host_of(lax))
+    assert again.status_code == 401
+    # Customers are not staff: their tokens go on working.
+    kept = client.post("/api/v1/auth/refresh", json={"refresh_token": customer_pair["refresh_token"]},
+                       headers=host_of(lax))
+    assert kept.status_code == 200, kept.text
+
+
+def test_a_member_who_signed_in_with_the_second_step_keeps_refreshing(web, lax):
+    staff = account(web, lax, "finance")
+    with web.app_context(), tenant_context(lax):
+        found = db.session.scalar(sa.select(Account).where(Account.email == staff))
+        secret = mfa.start_enrolment(found)
+        assert mfa.confirm_enrolment(found, pyotp.TOTP(secret).at(time.time() - 30)) is not None
+        update_settings("security", {"require_staff_mfa": True})
+        db.session.commit()
+    pair = token(web, lax, staff, otp=pyotp.TOTP(secret).now()).get_json()
+    refreshed = web.test_client().post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]},
+                                       headers=host_of(lax))
+    assert refreshed.status_code == 200, refreshed.text
