@@ -139,7 +139,7 @@ def deliver(ids: Iterable[int] | None = None, *, limit: int = SWEEP_BATCH) -> in
     query = query.order_by(table.c.id).limit(limit).with_for_update(skip_locked=True)
     with db.engine.begin() as conn:
         rows = conn.execute(query).all()
-        delivered = 0
+        delivered: list[int] = []
         for row in rows:
             try:
                 _queue_row(row, k.redis)
@@ -150,9 +150,12 @@ def deliver(ids: Iterable[int] | None = None, *, limit: int = SWEEP_BATCH) -> in
                 if isinstance(exc, redis.RedisError):
                     break  # Redis is down: the rest of the batch would fail the same way
                 continue
-            conn.execute(sa.update(table).where(table.c.id == row.id).values(delivered_at=sa.func.now()))
-            delivered += 1
-    return delivered
+            delivered.append(row.id)
+        # One statement marks the batch; a crash before it only queues the rows again, which their
+        # job ids turn into no-ops (DuplicateJobError above).
+        if delivered:
+            conn.execute(sa.update(table).where(table.c.id.in_(delivered)).values(delivered_at=sa.func.now()))
+    return len(delivered)
 
 
 def _queue_row(row: Any, connection: redis.Redis) -> None:

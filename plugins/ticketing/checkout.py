@@ -176,7 +176,7 @@ def place_order(
     if order.status == orders.PAID:
         _announce_paid(order)
     try:
-        db.session.commit()
+        _commit_keeping(order)
     except IntegrityError:
         # A twin with the same key committed first.
         db.session.rollback()
@@ -184,6 +184,16 @@ def place_order(
             return _same_request(existing, reservation_id), False
         raise
     return order, True
+
+
+def _commit_keeping(order: Order) -> None:
+    """Commit, keeping the new order and its tickets as written: answering it needs no second read."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _announce_paid(order: Order) -> None:

@@ -59,6 +59,8 @@ def new_ticket_code() -> str:
 
 class Order(TenantModel):
     __tablename__ = "orders"
+    # The INSERT returns the server's timestamps, so a new order can be answered without reading it back.
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(sa.Uuid(as_uuid=False), primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(16), unique=True)
@@ -90,6 +92,7 @@ class Order(TenantModel):
 
 class Ticket(TenantModel):
     __tablename__ = "tickets"
+    __mapper_args__ = {"eager_defaults": True}
 
     id: Mapped[str] = mapped_column(sa.Uuid(as_uuid=False), primary_key=True)
     order_id: Mapped[str] = mapped_column(sa.ForeignKey("orders.id", ondelete="CASCADE"))

@@ -45,9 +45,20 @@ def describe(violations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.2 AA violations of the page once it has loaded.
+
+    A form's answer can be in the DOM before its stylesheet has applied; sizes and contrast are
+    only right after the page's ``load`` event.
+    """
+    page.wait_for_load_state("load")
+    violations: list[dict[str, Any]] = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+    return violations
+
+
 def assert_accessible(page: Page, what: str) -> None:
     """The page as it is now has no axe-core WCAG 2.2 AA violation and no target under MIN_TARGET."""
-    violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+    violations = axe_violations(page)
     assert not violations, f"{what}:\n{describe(violations)}"
     small = page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)
     assert not small, f"{what}: targets under {MIN_TARGET}x{MIN_TARGET} px: {small}"

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, Request
 from bilten_core.auth.models import Account
 from bilten_core.auth.passwords import hash_password
 from bilten_core.db import db
-from tests.browser.accessibility_checks import AXE, AXE_OPTIONS, MIN_TARGET, SMALL_TARGETS_JS, describe
+from tests.browser.accessibility_checks import MIN_TARGET, SMALL_TARGETS_JS, axe_violations, describe
 from tests.browser.conftest import DESKTOP, PHONE
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def test_the_page_has_no_wcag_2_2_aa_violations(
     page: Page = request.getfixturevalue(screen)
     visit.open(page, site)
 
-    violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+    violations = axe_violations(page)
 
     assert not violations, f"{visit.name} on a {screen}:\n{describe(violations)}"
 
@@ -148,14 +148,14 @@ def test_signing_in_with_errors_and_the_account_page_pass_the_same_checks(
         page.get_by_label("Password").fill("not the password")
         page.get_by_role("button", name="Sign in").click()
         assert page.get_by_role("alert").inner_text() == "The email or password is wrong."
-        violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+        violations = axe_violations(page)
         assert not violations, f"sign-in with an error on a {screen}:\n{describe(violations)}"
 
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(site.tenant("/account/"))
         assert "Your sessions" in page.inner_text("main")
-        violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+        violations = axe_violations(page)
         assert not violations, f"account page on a {screen}:\n{describe(violations)}"
         small = page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)
         assert not small, f"account page: targets under {MIN_TARGET}x{MIN_TARGET} px: {small}"

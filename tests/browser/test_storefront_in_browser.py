@@ -17,7 +17,7 @@ from bilten_core.tenancy.context import tenant_context
 from plugins.ticketing.discovery import sync_listing
 from plugins.ticketing.models import Event
 from tenants.service import create_tenant
-from tests.browser.accessibility_checks import AXE, AXE_OPTIONS, MIN_TARGET, SMALL_TARGETS_JS, describe
+from tests.browser.accessibility_checks import MIN_TARGET, SMALL_TARGETS_JS, axe_violations, describe
 from tests.browser.conftest import PHONE
 from tests.ticketing.storefront_events import add_event
 
@@ -86,7 +86,7 @@ def open_visit(page: Page, visit: Visit, shop: Shop, site: Site) -> None:
 
 
 def check_page(page: Page, name: str) -> None:
-    violations = AXE.run(page, options=AXE_OPTIONS).response["violations"]
+    violations = axe_violations(page)
     assert not violations, f"{name}:\n{describe(violations)}"
     assert page.viewport_size is not None
     width = max(page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]"))
