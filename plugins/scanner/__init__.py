@@ -1,0 +1,1 @@
+"""Scanner: checking tickets in at the door with signed codes that verify offline."""
