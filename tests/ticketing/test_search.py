@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -218,3 +219,19 @@ def test_the_storefront_search_page_filters_and_explains_bad_input(client, catal
     assert "Give a date as YYYY-MM-DD" in bad.text
     assert "Give both a latitude" in bad.text
     assert 'value="31/12/2026"' in bad.text  # what was typed comes back to be corrected
+
+
+def _filters_open(client, tenant, path):
+    page = client.get(path, headers=host_of(tenant))
+    details = re.search(r'<details class="more-filters"( open)?>', page.text)
+    assert details, "no folding filters on the page"
+    return details.group(1) is not None
+
+
+def test_the_filters_fold_away_until_one_is_used_so_events_follow_the_search_box(client, catalogue):
+    tenant, _events = catalogue
+    assert not _filters_open(client, tenant, "/")
+    assert not _filters_open(client, tenant, "/search?q=jazz&date_from=&category=&sort=date")
+    assert _filters_open(client, tenant, "/search?q=jazz&category=Music")
+    assert _filters_open(client, tenant, "/search?sort=popularity")
+    assert _filters_open(client, tenant, "/search?price_min=abc")  # an error must be seen
