@@ -22,6 +22,7 @@ from rq import get_current_job
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bilten_core.auth.identity import current_identity
 from bilten_core.db import TenantModel, db
 from bilten_core.tenancy.context import current_tenant
 
@@ -75,7 +76,9 @@ def current_actor() -> Actor:
     if actor is not None:
         return actor
     if has_request_context():
-        return Actor("anonymous")
+        # Whoever the request authenticated (a session or a token) acts; else nobody we know.
+        identity = current_identity()
+        return Actor("user", identity.account_id) if identity is not None else Actor("anonymous")
     job = get_current_job()
     if job is not None:
         return Actor("job", job.id)

@@ -109,3 +109,16 @@ def test_a_request_records_where_the_change_came_from(make_app, make_tenant):
     assert entry.user_agent == "TicketScanner/2.1"
     assert entry.request_id == "req-12345678"
     assert entry.actor_type == "anonymous"
+
+
+def test_a_signed_in_request_records_its_account_as_the_actor(app_context, make_tenant):
+    from bilten_core.auth.identity import Identity, set_identity
+
+    tenant = make_tenant("audit-who")
+    with app_context.test_request_context("/"), tenant_context(tenant):
+        set_identity(Identity(account_id="9b7e6c1a-0000-4000-8000-000000000001", channel="session",
+                              tenant_id=tenant.id))
+        record("event.updated", "event", 12)
+        db.session.commit()
+        [entry] = history("event", 12)
+    assert (entry.actor_type, entry.actor_id) == ("user", "9b7e6c1a-0000-4000-8000-000000000001")

@@ -1,5 +1,5 @@
 """The organiser's order API: search and page through orders and attendees, see an order with its history,
-settle, cancel or mail it again, change its attendees, and export orders and attendees as CSV.
+settle, cancel, refund or mail it again, change its attendees, and export orders and attendees as CSV.
 
 Looking needs ``orders.view``; changing needs ``orders.manage``. The work is done in
 :mod:`plugins.ticketing.order_admin`, which the organiser's pages share.
@@ -17,12 +17,13 @@ from marshmallow import Schema, fields, validate
 
 from bilten_core.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from bilten_core.auth.authorize import require_permission
-from plugins.ticketing import checkout, order_admin, orders, schemas
+from plugins.ticketing import checkout, order_admin, orders, refunds, schemas
 from plugins.ticketing.api_checkout import OrderSchema, TicketSchema
 from plugins.ticketing.api_events import event_or_404
 from plugins.ticketing.order_admin import AttendeeFilters, OrderFilters
 from plugins.ticketing.orders import Order, Ticket
 from plugins.ticketing.plugin import ORDERS_MANAGE, ORDERS_VIEW
+from plugins.ticketing.refunds import Refund
 
 blueprint = Blueprint(
     "ticketing_orders", __name__, url_prefix="/orders",
@@ -112,6 +113,33 @@ class MarkPaidSchema(schemas.Schema):
     reference = fields.String(allow_none=True, validate=validate.Length(max=200))
 
 
+class RefundRequestSchema(schemas.Schema):
+    ticket_ids = fields.List(
+        fields.UUID(), load_default=list, validate=validate.Length(max=1000),
+        metadata={"description": "Tickets to refund: they stop being valid and their places go back on sale"},
+    )
+    amount_minor = fields.Integer(
+        allow_none=True, load_default=None,
+        metadata={"description": "What to pay back, in minor units; by default the chosen tickets' prices"},
+    )
+    reason = fields.String(load_default="", validate=validate.Length(max=refunds.REASON_MAX))
+    reference = fields.String(
+        allow_none=True, load_default=None, validate=validate.Length(min=1, max=refunds.REFERENCE_MAX),
+        metadata={"description": "The refund's id at the provider or bank; the same one twice records one refund"},
+    )
+
+
+class RefundSchema(Schema):
+    id = fields.String(required=True)
+    amount_minor = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    ticket_ids = fields.List(fields.String(), required=True)
+    reason = fields.String(required=True)
+    reference = fields.String(allow_none=True)
+    status = fields.String(required=True, metadata={"description": "pending, succeeded or failed"})
+    created_at = fields.DateTime(required=True)
+
+
 def _order(code: str) -> Order:
     return order_admin.order_of_event(code)
 
@@ -179,6 +207,33 @@ def mark_paid(body: dict[str, Any], code: str) -> Order:
     order = _order(code)
     checkout.mark_paid(order, body.get("reference"))
     return order
+
+
+@blueprint.route("/<code>/refunds", methods=["POST"])
+@require_permission(ORDERS_MANAGE)
+@blueprint.arguments(RefundRequestSchema)
+@blueprint.response(201, RefundSchema)
+@blueprint.alt_response(200, schema=RefundSchema, description="A refund with this reference was recorded before")
+@blueprint.alt_response(404, schema=None, description="No such order")
+@blueprint.alt_response(409, schema=None, description="Unpaid, a ticket refunded before, or its provider cannot refund")
+@blueprint.alt_response(422, schema=None, description="Nothing chosen, an unknown ticket, or more than is refundable")
+def refund_order(body: dict[str, Any], code: str) -> tuple[Refund, int]:
+    """Refund tickets (they stop being valid, their places go back on sale) and/or an amount."""
+    order = _order(code)
+    refund, created = refunds.refund(
+        order, ticket_ids=[str(ticket_id) for ticket_id in body["ticket_ids"]], amount_minor=body["amount_minor"],
+        reason=body["reason"], reference=body["reference"],
+    )
+    return refund, 201 if created else 200
+
+
+@blueprint.route("/<code>/refunds")
+@require_permission(ORDERS_VIEW)
+@blueprint.response(200, RefundSchema(many=True))
+@blueprint.alt_response(404, schema=None, description="No such order")
+def list_refunds(code: str) -> list[Refund]:
+    """The order's refunds, oldest first."""
+    return refunds.refunds_of(_order(code))
 
 
 @blueprint.route("/<code>/resend", methods=["POST"])

@@ -136,7 +136,9 @@ def place_order(
         email=email, name=name, total_minor=total, tax_minor=reservation.tax_minor,
         currency=currency, payment_provider=provider.name, answers=order_answers,
     )
-    order.history.append(orders.OrderHistory(action="created", to_status=orders.RESERVED, details={}))
+    order.history.append(
+        orders.OrderHistory(action="created", to_status=orders.RESERVED, actor=orders.actor_label(), details={})
+    )
     if review:
         orders.note(order, "risk_noted", {"reasons": review})
     position = 0
@@ -172,7 +174,7 @@ def place_order(
         raise ApiError(
             410, "reservation_expired", _("This reservation has expired; its tickets went back on sale.")
         ) from None
-    outbox.announce("ticketing.order_created", _payload(order))
+    outbox.announce("ticketing.order_created", order_payload(order))
     if order.status == orders.PAID:
         _announce_paid(order)
     try:
@@ -197,18 +199,20 @@ def _commit_keeping(order: Order) -> None:
 
 
 def _announce_paid(order: Order) -> None:
-    outbox.announce("ticketing.order_paid", _payload(order))
-    outbox.announce("ticketing.tickets_issued", _tickets_payload(order, [t for t in order.tickets if t.valid]))
+    outbox.announce("ticketing.order_paid", order_payload(order))
+    outbox.announce("ticketing.tickets_issued", tickets_payload(order, [t for t in order.tickets if t.valid]))
 
 
-def _tickets_payload(order: Order, tickets: Sequence[Ticket]) -> dict[str, Any]:
+def tickets_payload(order: Order, tickets: Sequence[Ticket]) -> dict[str, Any]:
+    """What ``ticketing.tickets_issued`` and ``ticketing.tickets_revoked`` carry about ``tickets``."""
     return {
         "order_id": order.id, "event_id": order.event_id,
         "tickets": [{"ticket_id": t.id, "ticket_type_id": t.ticket_type_id, "code": t.code} for t in tickets],
     }
 
 
-def _payload(order: Order) -> dict[str, Any]:
+def order_payload(order: Order) -> dict[str, Any]:
+    """What every ``ticketing.order_*`` announcement carries."""
     return {
         "order_id": order.id, "code": order.code, "event_id": order.event_id, "status": order.status,
         "email": order.email, "total_minor": order.total_minor, "currency": order.currency,
@@ -225,7 +229,7 @@ def expire_if_due(order: Order) -> None:
         for ticket in order.tickets:
             ticket.valid = False
         inventory.release_order(order.id, order.reservation_id)
-        outbox.announce("ticketing.order_expired", _payload(order))
+        outbox.announce("ticketing.order_expired", order_payload(order))
         db.session.commit()
 
 
@@ -256,10 +260,10 @@ def cancel_order(order: Order, reason: str = "") -> None:
     for ticket in order.tickets:
         ticket.valid = False
     if issued:
-        outbox.announce("ticketing.tickets_revoked", _tickets_payload(order, issued))
+        outbox.announce("ticketing.tickets_revoked", tickets_payload(order, issued))
     released = inventory.release_order(order.id, order.reservation_id)
     orders.note(order, "released_places", {"places": released})
-    outbox.announce("ticketing.order_cancelled", _payload(order))
+    outbox.announce("ticketing.order_cancelled", order_payload(order))
     db.session.commit()
 
 

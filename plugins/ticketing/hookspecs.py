@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bilten_core import hookspec
 
 if TYPE_CHECKING:
+    from plugins.ticketing.orders import Order
     from plugins.ticketing.payments import PaymentProvider
     from plugins.ticketing.pricing import PriceAdjustment, PricedLine
     from plugins.ticketing.risk import CheckoutAttempt, RiskDecision
@@ -47,4 +48,15 @@ def assess_checkout_risk(attempt: CheckoutAttempt) -> RiskDecision | None:
     when the plugin has no opinion. One refusal refuses the order (422 ``checkout_refused``, and the
     refusal is in the audit trail); the reasons of decisions that let it through go to the order's
     history, for review.
+    """
+
+
+@hookspec(firstresult=True)
+def refund_payment(order: Order, amount_minor: int, reference: str) -> str | None:
+    """Runs when staff refund an order paid through a provider other than ``free`` or ``invoice``,
+    with the order's row locked. The plugin of ``order.payment_provider`` asks its provider to pay
+    back ``amount_minor`` (``reference`` is the refund's id in Bilten, unique: an idempotency key
+    for the provider) and returns the provider's id of the refund, or None when the order is not
+    its own. When no plugin answers, the refund is refused (409 ``refund_unsupported``); raising
+    an :class:`bilten_core.errors.ApiError` refuses it with that error. The first answer counts.
     """

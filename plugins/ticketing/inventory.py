@@ -338,6 +338,38 @@ def release_order(order_id: str, reservation_id: str | None) -> int:
     return changed
 
 
+def release_tickets(order_id: str, ticket_types: Sequence[TicketType]) -> int:
+    """Put back on sale the places of some of an order's tickets (one ticket per entry of ``ticket_types``).
+
+    A place belongs to the order, not to a ticket: a ticket of a type took one place in each pool
+    the type draws on, and places of one pool are alike. So for ``n`` tickets drawing on a pool, any
+    ``n`` of the order's places in that pool go back, and the rest stay sold for the tickets kept.
+    A pool the type joined after the sale holds none of the order's places and gives back nothing.
+    The caller holds the order's row lock, so no other change to these places runs meanwhile.
+    """
+    counts: dict[str, int] = {}
+    for ticket_type in ticket_types:
+        counts[ticket_type.id] = counts.get(ticket_type.id, 0) + 1
+    demand = demand_by_pool(counts, pools_of({t.id: t for t in ticket_types}.values()))
+    released = 0
+    for pool, wanted in demand.items():
+        places = (
+            sa.select(InventoryPlace.id)
+            .where(InventoryPlace.pool_id == pool, InventoryPlace.order_id == order_id)
+            .limit(wanted)
+            .with_for_update()
+            .scalar_subquery()
+        )
+        released += _changed(
+            sa.update(InventoryPlace)
+            .where(InventoryPlace.id.in_(places))
+            .values(order_id=None, reservation_id=None, held_until=sa.text("'-infinity'"))
+        )
+    if released:
+        db.session.info[catalogue.PLACES_FREED] = True
+    return released
+
+
 def sold_counts(event_id: str) -> dict[str, int]:
     """Places kept by orders, per pool (for dashboards and invariant checks)."""
     sold = sa.func.count().filter(InventoryPlace.order_id.is_not(None))

@@ -136,14 +136,15 @@ class IllegalTransition(ApiError):
         )
 
 
-def _actor_label() -> str | None:
+def actor_label() -> str | None:
+    """Who is acting now, as order history records it (``user:<id>``, ``job:<id>``, ``anonymous``...)."""
     actor = audit.current_actor()
     return f"{actor.type}:{actor.id}" if actor.id else actor.type
 
 
 def note(order: Order, action: str, details: dict[str, Any] | None = None) -> None:
     """Add a line to the order's history (and the audit trail) without changing its status."""
-    order.history.append(OrderHistory(action=action, actor=_actor_label(), details=details or {}))
+    order.history.append(OrderHistory(action=action, actor=actor_label(), details=details or {}))
     audit.record("ticketing.order." + action, "order", order.id, details or {})
 
 
@@ -155,7 +156,7 @@ def transition(order: Order, to_status: str, action: str, details: dict[str, Any
     order.status = to_status
     order.history.append(
         OrderHistory(
-            action=action, from_status=from_status, to_status=to_status, actor=_actor_label(),
+            action=action, from_status=from_status, to_status=to_status, actor=actor_label(),
             details=details or {},
         )
     )

@@ -2,35 +2,39 @@
 
 Lists with a filter form (plain GET, so a filtered list can be bookmarked and exported as CSV with the
 same filters), an order's page with its tickets and history, and the buttons that change it: mail it
-again, cancel it (after a confirmation step), record its payment, change a ticket's attendee. The
-work is done in :mod:`plugins.ticketing.order_admin`, which the staff API shares.
+again, cancel or refund it (after a confirmation step), record its payment, change a ticket's
+attendee. The work is done in :mod:`plugins.ticketing.order_admin` and :mod:`plugins.ticketing.refunds`,
+which the staff API shares.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
 from bilten_core.auth.authorize import has_permission, require_permission
 from bilten_core.auth.identity import current_identity
+from bilten_core.auth.models import Account
 from bilten_core.db import db
 from bilten_core.errors import ApiError
 from bilten_core.general_settings import general_settings
 from bilten_core.tenancy.context import current_tenant_or_none
-from plugins.ticketing import checkout, order_admin, orders
+from plugins.ticketing import checkout, order_admin, orders, refunds
 from plugins.ticketing.models import Event
 from plugins.ticketing.my_tickets import STATUS_LABELS
 from plugins.ticketing.order_admin import AttendeeFilters, OrderFilters
 from plugins.ticketing.orders import Order, OrderHistory
 from plugins.ticketing.plugin import ORDERS_MANAGE, ORDERS_VIEW
-from plugins.ticketing.routes_manage import event_or_404
+from plugins.ticketing.routes_manage import event_or_404, money
+from plugins.ticketing.storefront import parse_amount
 
 PAGE_SIZE = 50
 MAX_PAGE = 10_000
@@ -61,6 +65,15 @@ DETAIL_LABELS = {
     "name": lazy_gettext("Name"), "email": lazy_gettext("Email"), "reason": lazy_gettext("Reason"),
     "reference": lazy_gettext("Payment reference"), "kind": lazy_gettext("Mail"),
     "places": lazy_gettext("Places"), "provider": lazy_gettext("Payment"),
+    "amount_minor": lazy_gettext("Amount"), "tickets": lazy_gettext("Tickets revoked"),
+    "refund_status": lazy_gettext("Refund"),
+}
+# Ids and the like mean nothing to a reader of the history; they stay in the API's.
+HIDDEN_DETAILS = frozenset({"ticket_id", "ticket_ids", "refund_id", "currency"})
+REFUND_STATUS_LABELS = {
+    refunds.PENDING: lazy_gettext("pending at the payment provider"),
+    refunds.SUCCEEDED: lazy_gettext("recorded"),
+    refunds.FAILED: lazy_gettext("failed"),
 }
 EMPTY = "-"
 
@@ -217,20 +230,46 @@ def orders_csv(event_id: UUID) -> Response:
 
 
 def _history(order: Order) -> list[HistoryLine]:
+    names = _account_names(entry.actor for entry in order.history)
     return [
         HistoryLine(at=entry.created_at, what=str(ACTION_LABELS.get(entry.action, entry.action)),
-                    who=entry.actor or EMPTY, details=_details(entry))
+                    who=_who(entry.actor, names), details=_details(entry))
         for entry in order.history
     ]
+
+
+def _account_names(actors: Iterable[str | None]) -> dict[str, str]:
+    """The names of the accounts among ``actors`` (``user:<id>``), in one query."""
+    ids = {actor.split(":", 1)[1] for actor in actors if actor and actor.startswith("user:")}
+    if not ids:
+        return {}
+    rows = db.session.execute(sa.select(Account.id, Account.display_name, Account.email).where(Account.id.in_(ids)))
+    return {str(account_id): name or email for account_id, name, email in rows}
+
+
+def _who(actor: str | None, names: dict[str, str]) -> str:
+    """Who made a change, as staff read it: a person's name, the buyer, or Bilten itself."""
+    kind, _sep, ident = (actor or "").partition(":")
+    if kind == "user":
+        return names.get(ident, _("a former account"))
+    if kind in ("job", "system", "cli"):
+        return _("Bilten, automatically")
+    if kind == "anonymous" or not kind:
+        return _("the buyer")
+    return actor or EMPTY
 
 
 def _details(entry: OrderHistory) -> list[str]:
     lines = []
     for key, value in entry.details.items():
-        if key == "ticket_id":
+        if key in HIDDEN_DETAILS:
             continue
         label = str(DETAIL_LABELS.get(key, key))
-        if isinstance(value, list) and len(value) == 2:  # a change: [before, after]
+        if key == "amount_minor":
+            lines.append(f"{label}: {money(value, entry.details.get('currency') or general_settings().currency)}")
+        elif key == "refund_status":
+            lines.append(f"{label}: {REFUND_STATUS_LABELS.get(value, value)}")
+        elif isinstance(value, list) and len(value) == 2:  # a change: [before, after]
             before, after = value
             lines.append(f"{label}: {before or EMPTY} → {after or EMPTY}")
         else:
@@ -242,6 +281,7 @@ def _detail(event: Event, order: Order, status: int = 200, **context: Any) -> An
     return _render("order.html", status, event=event, order=order, history=_history(order),
                    can_manage=_may_manage(), resendable=order.status in order_admin.RESEND_KIND,
                    editable=order.status not in order_admin.CLOSED_STATUSES,
+                   refundable=order.status in refunds.REFUNDABLE_STATUSES, refunded=refunds.refunded_minor(order),
                    ticket_errors=context.pop("ticket_errors", {}), ticket_values=context.pop("ticket_values", {}),
                    **context)
 
@@ -311,6 +351,68 @@ def mark_paid(event_id: UUID, code: str) -> Any:
     except ApiError as exc:
         return _refused_page(event, code, exc)
     return _done(event, order, _("Order %(code)s is paid.", code=order.code))
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """The refund form as typed, and what it asks for once read."""
+
+    values: dict[str, Any]
+    ticket_ids: list[str]
+    amount_minor: int | None
+    reason: str
+
+
+def _refund_request(order: Order) -> tuple[RefundRequest, dict[str, list[str]]]:
+    # A ticket refunded meanwhile stays chosen, so that the refund says so rather than quietly skips it.
+    own_ids = {ticket.id for ticket in order.tickets}
+    chosen = [ticket_id for ticket_id in request.form.getlist("ticket_ids") if ticket_id in own_ids]
+    values: dict[str, Any] = {"ticket_ids": chosen, "amount": _field("amount"), "reason": _field("reason")}
+    errors: dict[str, list[str]] = {}
+    amount = None
+    if values["amount"]:
+        amount = parse_amount(values["amount"], order.currency)
+        if amount is None or amount <= 0:
+            errors["amount"] = [_("Enter an amount above zero, such as 12.50.")]
+    elif not chosen:
+        errors["ticket_ids"] = [_("Choose tickets to refund, or enter an amount.")]
+    if len(values["reason"]) > REASON_MAX:
+        errors["reason"] = [_("Keep the reason under %(count)d characters.", count=REASON_MAX)]
+    return RefundRequest(values, chosen, amount, values["reason"]), errors
+
+
+def _refund_page(template: str, event: Event, order: Order, status: int = 200, **context: Any) -> Any:
+    refundable = order.total_minor - refunds.refunded_minor(order)
+    return _render(template, status, event=event, order=order, refundable=refundable,
+                   valid_tickets=[ticket for ticket in order.tickets if ticket.valid], **context)
+
+
+@blueprint.route("/orders/<code>/refund", methods=["GET", "POST"])
+@require_permission(ORDERS_MANAGE)
+def refund(event_id: UUID, code: str) -> Any:
+    """Choose tickets and/or an amount, confirm on a second page, then refund."""
+    event = event_or_404(event_id)
+    order = _order(event, code)
+    if order.status not in refunds.REFUNDABLE_STATUSES:
+        return _detail(event, order, 409, error=_("Only paid orders can be refunded."))
+    if request.method == "GET":
+        return _refund_page("orders_refund.html", event, order, values={"ticket_ids": []})
+    wanted, errors = _refund_request(order)
+    if errors:
+        return _refund_page("orders_refund.html", event, order, INVALID, values=wanted.values, errors=errors)
+    chosen = [ticket for ticket in order.tickets if ticket.id in wanted.ticket_ids]
+    amount = wanted.amount_minor if wanted.amount_minor is not None else sum(t.price_minor for t in chosen)
+    if request.form.get("confirmed") != "yes":
+        return _refund_page("orders_refund_confirm.html", event, order, values=wanted.values, chosen=chosen,
+                            amount=amount)
+    try:
+        refunds.refund(order, ticket_ids=wanted.ticket_ids, amount_minor=wanted.amount_minor, reason=wanted.reason)
+    except ApiError as exc:
+        message = _refused(exc)
+        return _refund_page("orders_refund.html", event, _order(event, code), exc.code or INVALID,
+                            values=wanted.values, error=message)
+    return _done(event, order, _("%(amount)s refunded on order %(code)s.", amount=money(amount, order.currency),
+                                 code=order.code))
 
 
 @blueprint.post("/orders/<code>/tickets/<uuid:ticket_id>")

@@ -192,3 +192,14 @@ def test_staff_of_another_tenant_get_404_for_every_order_page(
     owner = signed_in_member(tk_app, tenant, "admin")
     assert "Zoe Quill" in owner.get(f"/manage/events/{event_id}/orders/{order['code']}").text
 
+
+
+def test_the_history_names_who_did_what_in_words(client, tk_app, tenant, catalog, box_office):
+    event_id, _quota, type_id = catalog.simple(size=5, kind="free", price_minor=0)
+    order = buy(client, tenant, (type_id, 1))
+    path = f"/manage/events/{event_id}/orders/{order['code']}"
+    assert box_office.post(f"{path}/cancel", {"reason": "Asked by phone"}).status_code == 302
+    history = box_office.get(path).text.split("History", 1)[1]
+    assert "By the buyer" in history  # placed and paid from the shop, signed in or not
+    assert "By Olga Organiser" in history  # the cancellation
+    assert "anonymous" not in history and "user:" not in history and "By -" not in history
