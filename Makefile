@@ -7,6 +7,7 @@
 #   make bench      the tenancy benchmark (BENCH_ARGS=--quick for a short run)
 #   make bench-flash  the flash-sale benchmark: 30,000 buyers, 3,000 tickets (BENCH_ARGS=--quick)
 #   make bench-checkin  ticket-code verifications per second against an HMAC baseline (BENCH_ARGS=--quick)
+#   make bench-webhooks  Stripe webhooks handled per second against a no-op endpoint (BENCH_ARGS=--quick)
 #   make lock       pin new dependencies after changing pyproject.toml (LOCK_ARGS=--upgrade: newest of all)
 #   make messages   re-extract and compile the translation catalogs after changing strings
 #   make clean      remove the virtual environment and caches (the data under instance/ stays)
@@ -27,7 +28,7 @@ DEV_STAMP     := $(VENV)/.installed-dev
 # The third-party-style plugin the tests install like any other distribution.
 TEST_PLUGIN := tests/plugins/bilten_hello
 
-.PHONY: run test lint typecheck bench bench-flash bench-checkin lock messages clean
+.PHONY: run test lint typecheck bench bench-flash bench-checkin bench-webhooks lock messages clean
 
 run: $(RUNTIME_STAMP)
 	$(BIN)/bilten run
@@ -49,6 +50,9 @@ bench-flash: $(RUNTIME_STAMP)
 
 bench-checkin: $(RUNTIME_STAMP)
 	$(BIN)/python -m bench.checkin $(BENCH_ARGS)
+
+bench-webhooks: $(DEV_STAMP)
+	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "Bilten needs Python 3.11: install it, or name it with PYTHON=/path/to/python3.11"; exit 1; }

@@ -1,1 +1,1 @@
-"""The payments plugin (in progress): fees, and so far nothing that talks to a payment provider."""
+"""The payments plugin (in progress): fees, tenants' connected Stripe accounts and Stripe's webhooks."""

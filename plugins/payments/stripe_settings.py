@@ -1,0 +1,39 @@
+"""Stripe's credentials and client options, from the environment only (``STRIPE_*``).
+
+They are secrets, which the kernel reads from the environment only, and its settings refuse sections
+they do not know; so the plugin reads its own, once, when the app is built.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXTENSION = "payments.stripe"
+
+
+class StripeSettings(BaseSettings):
+    """``STRIPE_SECRET_KEY``, ``STRIPE_WEBHOOK_SECRET``, ``STRIPE_CONNECT_WEBHOOK_SECRET``, ``STRIPE_API_BASE``, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="STRIPE_", extra="ignore")
+
+    secret_key: SecretStr | None = None
+    # Each endpoint has its own signing secret: the platform's events and the connected accounts' events.
+    webhook_secret: SecretStr | None = None
+    connect_webhook_secret: SecretStr | None = None
+    # Only tests point the client elsewhere (a local fake of Stripe's API).
+    api_base: str | None = None
+    timeout_seconds: float = 20.0
+    max_network_retries: int = 2
+    # How old a webhook's signature may be, in seconds (Stripe's own default).
+    webhook_tolerance: int = 300
+
+
+def configure(app: Flask) -> None:
+    app.extensions[EXTENSION] = StripeSettings()
+
+
+def stripe_settings() -> StripeSettings:
+    settings: StripeSettings = current_app.extensions[EXTENSION]
+    return settings
