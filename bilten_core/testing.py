@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -126,6 +131,41 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def served_by_gunicorn(environment: Mapping[str, str], *, workers: int = 3, threads: int = 8) -> Iterator[str]:
+    """``wsgi:app`` served by gunicorn (several worker processes, as in production) on a free
+    loopback port, configured by this process's environment plus ``environment``; yields its URL."""
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603 (a fixed command line)
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+         "--worker-class", "gthread", "--threads", str(threads), "--log-level", "warning", "wsgi:app"],
+        cwd=PROJECT_ROOT, env={**os.environ, "BILTEN_ENV": "test", **environment},
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{base_url}/healthz"):
+            assert server.poll() is None, "gunicorn exited"
+            assert time.monotonic() < deadline, "gunicorn did not come up"
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (a loopback URL we made)
+            return int(response.status) == 200
+    except OSError:
+        return False
 
 
 def host_of(tenant: TenantInfo) -> dict[str, str]:

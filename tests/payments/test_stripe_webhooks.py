@@ -6,9 +6,6 @@ Each event is recorded once with its effect; repeats, late arrivals, forgeries a
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +19,9 @@ from flask import Flask
 from pydantic import SecretStr
 from werkzeug.serving import make_server
 
-from bilten_core.config import PROJECT_ROOT
 from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo
-from bilten_core.testing import free_port, host_of
+from bilten_core.testing import free_port, host_of, served_by_gunicorn
 from plugins.payments.accounts import AccountTaken, connect_account
 from plugins.payments.models import ProviderEvent, StripeAccount
 from plugins.payments.stripe_settings import EXTENSION, StripeSettings
@@ -65,37 +61,11 @@ def live_app(app: Flask, fake: StripeFake, monkeypatch: pytest.MonkeyPatch) -> I
 @pytest.fixture
 def gunicorn_app(app: Flask, fake: StripeFake, database_url: str, redis_url: str) -> Iterator[str]:
     """The app served by gunicorn (three worker processes), configured from the environment as in production."""
-    port = free_port()
-    env = {
-        **os.environ, "BILTEN_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-        "STRIPE_SECRET_KEY": fake.secret_key, "STRIPE_API_BASE": fake.base_url,
-        "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_SECRET,
-    }
-    server = subprocess.Popen(  # noqa: S603 (a fixed command line)
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "3",
-         "--worker-class", "gthread", "--threads", "8", "--log-level", "warning", "wsgi:app"],
-        cwd=PROJECT_ROOT, env=env,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base_url}/healthz", timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None, "gunicorn exited"
-            assert time.monotonic() < deadline, "gunicorn did not come up"
-            time.sleep(0.2)
+    with served_by_gunicorn({
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url, "STRIPE_SECRET_KEY": fake.secret_key,
+        "STRIPE_API_BASE": fake.base_url, "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_SECRET,
+    }) as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @dataclass

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,13 +9,11 @@ from typing import Any
 
 import job_probe
 import pytest
-import requests
 from flask import Flask
 
-from bilten_core.config import PROJECT_ROOT
 from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo, tenant_context
-from bilten_core.testing import free_port, host_of
+from bilten_core.testing import host_of, served_by_gunicorn
 from tests.auth.auth_mail import Inbox, smtp_inbox
 
 
@@ -141,30 +135,5 @@ def inbox(tk_app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
 @pytest.fixture(scope="session")
 def live_server(tk_app: Flask, database_url: str, redis_url: str) -> Iterator[str]:
     """The app served by gunicorn (several worker processes) on loopback, as in production; yields its URL."""
-    port = free_port()
-    env = {**os.environ, "BILTEN_ENV": "test", "DATABASE_URL": database_url, "REDIS_URL": redis_url}
-    server = subprocess.Popen(  # noqa: S603 (a fixed command line)
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "3",
-         "--worker-class", "gthread", "--threads", "8", "--log-level", "warning", "wsgi:app"],
-        cwd=PROJECT_ROOT, env=env,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{base_url}/healthz", timeout=10).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None, "gunicorn exited"
-            assert time.monotonic() < deadline, "gunicorn did not come up"
-            time.sleep(0.2)
+    with served_by_gunicorn({"DATABASE_URL": database_url, "REDIS_URL": redis_url}) as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
