@@ -6,6 +6,8 @@ or drop the reservation, and nobody can guess another's.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -256,27 +258,26 @@ def create_reservation(items: Sequence[Item], unlock_code: str | None = None) ->
         raise _sold_out(event, merged, free)
     event_pools = {pool for ticket_type in event.types.values() for pool in ticket_type.pools}
     reservation_id = str(uuid.uuid4())
-    seconds = snapshot.reservation_seconds
-    result = inventory.claim_reservation(reservation_id, event.id, demand, seconds, lines, event_pools)
+    claim = functools.partial(
+        inventory.claim_reservation, reservation_id, event.id, demand, snapshot.reservation_seconds, lines, event_pools
+    )
+    result = claim()
     if not result.complete(demand):
         db.session.rollback()
         # Places skipped because a concurrent claim had them locked may be free again by now: one retry.
         if all(result.free.get(pool, 0) >= wanted for pool, wanted in demand.items()):
-            result = inventory.claim_reservation(reservation_id, event.id, demand, seconds, lines, event_pools)
-        if not result.complete(demand):
-            db.session.rollback()
-            available = result.available(demand)
-            catalogue.remember_short(event.id, available)
-            raise _sold_out(event, merged, available)
+            result = claim()
+            if not result.complete(demand):
+                db.session.rollback()
+    if not result.complete(demand):
+        available = result.available(demand)
+        catalogue.remember_short(event.id, available)
+        raise _sold_out(event, merged, available)
     db.session.commit()
     return Reservation(
         id=reservation_id, event_id=event.id, expires_at=result.expires_at, released=False,
-        place_count=sum(demand.values()),
-        lines=[ReservationLine(**{name: getattr(line, name) for name in _LINE_FIELDS}) for line in lines],
+        place_count=sum(demand.values()), lines=[ReservationLine(**dataclasses.asdict(line)) for line in lines],
     )
-
-
-_LINE_FIELDS = ("ticket_type_id", "quantity", "unit_price_minor", "unit_tax_minor", "tax_rate_bp", "tax_inclusive")
 
 
 def _parse_id(reservation_id: str) -> str | None:
