@@ -130,6 +130,9 @@ class OrderSchema(Schema):
     currency = fields.String(required=True)
     payment_provider = fields.String(required=True)
     payment_due_at = fields.DateTime(allow_none=True)
+    payment_url = fields.String(
+        allow_none=True, metadata={"description": "Where the buyer pays, while the order awaits payment."}
+    )
     paid_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime(required=True)
     answers = fields.Dict(keys=fields.String(), required=True)

@@ -1,5 +1,6 @@
 """The organiser's order API: search and page through orders and attendees, see an order with its history,
-settle, cancel, refund or mail it again, change its attendees, and export orders and attendees as CSV.
+approve or reject one held for review, settle, cancel, refund or mail it again, change its attendees, and
+export orders and attendees as CSV.
 
 Looking needs ``orders.view``; changing needs ``orders.manage``. The work is done in
 :mod:`plugins.ticketing.order_admin`, which the organiser's pages share.
@@ -193,6 +194,33 @@ def cancel_order(body: dict[str, Any], code: str) -> Order:
     """Cancel an order: its tickets stop being valid and go back on sale at once."""
     order = _order(code)
     checkout.cancel_order(order, body["reason"])
+    return order
+
+
+@blueprint.route("/<code>/approve", methods=["POST"])
+@require_permission(ORDERS_MANAGE)
+@blueprint.response(200, OrderDetailSchema)
+@blueprint.alt_response(404, schema=None, description="No such order")
+@blueprint.alt_response(409, schema=None, description="The order is not held for review (any more)")
+@blueprint.alt_response(410, schema=None, description="The review deadline passed and the places were sold")
+def approve_order(code: str) -> Order:
+    """Approve an order held for review: its payment starts now, as at checkout (paid at once, or
+    awaiting payment with the provider's ``payment_url``), and the buyer is mailed."""
+    order = _order(code)
+    checkout.approve_held(order)
+    return order
+
+
+@blueprint.route("/<code>/reject", methods=["POST"])
+@require_permission(ORDERS_MANAGE)
+@blueprint.arguments(CancelSchema)
+@blueprint.response(200, OrderDetailSchema)
+@blueprint.alt_response(404, schema=None, description="No such order")
+@blueprint.alt_response(409, schema=None, description="The order is not held for review (any more)")
+def reject_order(body: dict[str, Any], code: str) -> Order:
+    """Reject an order held for review: it is cancelled and its places go back on sale; nothing was charged."""
+    order = _order(code)
+    checkout.reject_held(order, body["reason"])
     return order
 
 

@@ -113,12 +113,14 @@ def _sales_by_type(event_id: str) -> dict[str, tuple[int, int, int]]:
 
 
 def _reserved_by_type(event_id: str) -> dict[str, int]:
-    """Ticket type id -> tickets held right now by live carts and by orders awaiting payment.
+    """Ticket type id -> tickets held right now by live carts and by orders awaiting payment or review.
 
-    An awaiting-payment order keeps its reservation's places until the payment deadline, which is then
+    An awaiting-payment (or held) order keeps its reservation's places until the payment deadline, which is then
     the reservation's ``expires_at``; a used or dropped cart is ``released`` and holds nothing.
     """
-    awaiting = sa.exists().where(Order.reservation_id == Reservation.id, Order.status == orders.AWAITING_PAYMENT)
+    awaiting = sa.exists().where(
+        Order.reservation_id == Reservation.id, Order.status.in_((orders.AWAITING_PAYMENT, orders.HELD))
+    )
     rows = db.session.execute(
         sa.select(ReservationLine.ticket_type_id, sa.func.sum(ReservationLine.quantity))
         .join(Reservation, Reservation.id == ReservationLine.reservation_id)

@@ -342,7 +342,8 @@ def allowed_transitions(event: Event) -> list[str]:
 
 def transition(event: Event, to: str) -> Event:
     """Move ``event`` to status ``to`` if the lifecycle allows it; audited and announced as
-    ``ticketing.event_<to>`` through the outbox, so refunds, mail and listings follow."""
+    ``ticketing.event_<to>`` through the outbox, so refunds, mail and listings follow. Cancelling
+    queues the refund of every order (:mod:`plugins.ticketing.event_cancellation`) once the caller commits."""
     before = event.status
     if to not in TRANSITIONS.get(before, frozenset()):
         raise ApiError(409, "transition_not_allowed",
@@ -360,6 +361,11 @@ def transition(event: Event, to: str) -> Event:
     db.session.flush()
     audit.record("event.status_changed", "event", event.id, {"status": [before, to]})
     outbox.announce(f"ticketing.event_{to}", _payload(event, previous_status=before))
+    if to == "cancelled":
+        # Imported here: refunds build on checkout, which builds on this module's models.
+        from plugins.ticketing.event_cancellation import start_refunds
+
+        start_refunds(event)
     return event
 
 

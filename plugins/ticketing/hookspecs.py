@@ -47,7 +47,17 @@ def assess_checkout_risk(attempt: CheckoutAttempt) -> RiskDecision | None:
     """Runs when a buyer places an order, before anything is written. Returns a decision, or None
     when the plugin has no opinion. One refusal refuses the order (422 ``checkout_refused``, and the
     refusal is in the audit trail); the reasons of decisions that let it through go to the order's
-    history, for review.
+    history, for review. A decision with ``hold=True`` (and no refusal from any plugin) holds the
+    order for review: it keeps its places but no payment starts until staff approve it
+    (``held_for_review``; see "Review queue" in docs/ticketing.md).
+    """
+
+
+@hookspec
+def order_history_labels() -> dict[str, Any] | None:
+    """Runs when staff look at an order's history. Returns what the actions the plugin writes to it
+    (with ``orders.note``) are called, by action: ``{"payment_started": lazy_gettext("Went to pay")}``.
+    Actions without a label are shown as they are written.
     """
 
 
@@ -59,4 +69,12 @@ def refund_payment(order: Order, amount_minor: int, reference: str) -> str | Non
     for the provider) and returns the provider's id of the refund, or None when the order is not
     its own. When no plugin answers, the refund is refused (409 ``refund_unsupported``); raising
     an :class:`bilten_core.errors.ApiError` refuses it with that error. The first answer counts.
+    """
+
+
+@hookspec(firstresult=True)
+def ticket_code_for_display(ticket: Any) -> str | None:
+    """Runs when a ticket's code is shown to its holder (the PDF's QR code and text, the confirmation
+    mail, "My tickets"). Returns the code to show instead of ``ticket.code`` (the scanner plugin's
+    signed code, which its scanners verify offline), or None to leave it be. The first answer counts.
     """

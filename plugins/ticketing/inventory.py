@@ -379,3 +379,34 @@ def sold_counts(event_id: str) -> dict[str, int]:
         .group_by(InventoryPlace.pool_id)
     )
     return {str(pool): int(n) for pool, n in rows}
+
+
+def reclaim_for_order(order_id: str, ticket_types: Sequence[TicketType]) -> None:
+    """Sell an expired order free places again, one per pool for each of ``ticket_types`` (a late payment).
+
+    All of them or :class:`PlacesLost`, in which case the caller rolls back what this took. Places
+    other buyers are claiming right now are skipped, as a new reservation would skip them.
+    """
+    counts: dict[str, int] = {}
+    for ticket_type in ticket_types:
+        counts[ticket_type.id] = counts.get(ticket_type.id, 0) + 1
+    demand = demand_by_pool(counts, pools_of({t.id: t for t in ticket_types}.values()))
+    for pool, wanted in demand.items():
+        free = (
+            sa.select(InventoryPlace.id)
+            .where(
+                InventoryPlace.pool_id == pool,
+                InventoryPlace.order_id.is_(None),
+                InventoryPlace.held_until < sa.func.now(),
+            )
+            .limit(wanted)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        taken = _changed(
+            sa.update(InventoryPlace)
+            .where(InventoryPlace.id.in_(free))
+            .values(order_id=order_id, held_until=sa.text("'infinity'"))
+        )
+        if taken != wanted:
+            raise PlacesLost(order_id)

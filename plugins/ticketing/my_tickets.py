@@ -23,6 +23,7 @@ from plugins.ticketing import orders
 from plugins.ticketing.models import Event
 from plugins.ticketing.orders import Order, Ticket
 from plugins.ticketing.storefront import format_money, short_when
+from plugins.ticketing.ticket_display import display_code
 
 blueprint = Blueprint("my_tickets", __name__, template_folder="templates")
 
@@ -31,6 +32,7 @@ MAX_ORDERS = 200
 ADMITTING_STATUSES = (orders.PAID, orders.PARTIALLY_REFUNDED)
 STATUS_LABELS = {
     orders.RESERVED: lazy_gettext("Being placed"),
+    orders.HELD: lazy_gettext("Being checked"),
     orders.AWAITING_PAYMENT: lazy_gettext("Awaiting payment"),
     orders.PAID: lazy_gettext("Paid"),
     orders.PARTIALLY_REFUNDED: lazy_gettext("Partly refunded"),
@@ -90,5 +92,6 @@ def my_tickets() -> Any:
     event_ids = {order.event_id for order in found}
     events = {e.id: e for e in db.session.scalars(sa.select(Event).where(Event.id.in_(event_ids)))} if event_ids else {}
     views = [_view(order, events) for order in found]
-    response = render_template("ticketing/storefront/my_tickets.html", verified=True, account=account, views=views)
+    response = render_template("ticketing/storefront/my_tickets.html", verified=True, account=account, views=views,
+                               display_code=display_code)
     return response, 200, {"Cache-Control": "private, no-store"}

@@ -1,4 +1,5 @@
-"""Mail to buyers about their orders: the confirmation with the tickets, and how to pay an invoice.
+"""Mail to buyers about their orders: the confirmation with the tickets, how to pay an invoice, and that an
+order held for review is being checked.
 
 The confirmation carries the tickets as a PDF attachment and a signed link to download them again.
 
@@ -24,14 +25,19 @@ from plugins.ticketing import orders, ticket_links, ticket_pdf
 from plugins.ticketing.models import Event
 from plugins.ticketing.orders import Order
 from plugins.ticketing.storefront import event_zone, format_money, when
+from plugins.ticketing.ticket_display import display_code
 
 CONFIRMED = "order_confirmed"
 AWAITING_PAYMENT = "order_awaiting_payment"
+HELD = "order_held"
 MAIL_SENT = "mail_sent"
 # The mail each topic calls for, and the order states in which it still makes sense to send it.
 MAIL_FOR_TOPIC: dict[str, tuple[str, tuple[str, ...]]] = {
     "ticketing.order_paid": (CONFIRMED, (orders.PAID, orders.PARTIALLY_REFUNDED)),
     "ticketing.order_created": (AWAITING_PAYMENT, (orders.AWAITING_PAYMENT,)),
+    "ticketing.order_held": (HELD, (orders.HELD,)),
+    # An approved order awaiting payment gets how to pay (with the provider's link) only now.
+    "ticketing.order_approved": (AWAITING_PAYMENT, (orders.AWAITING_PAYMENT,)),
 }
 MY_TICKETS_PATH = "/my/tickets"
 
@@ -63,6 +69,8 @@ def mail_order(order: Order, event: Event, kind: str) -> None:
         context = _context(order, event, locale)
         if kind == CONFIRMED:
             subject = _("Your tickets for %(event)s (order %(code)s)", event=event.title, code=order.code)
+        elif kind == HELD:
+            subject = _("We are checking your order %(code)s: %(event)s", code=order.code, event=event.title)
         else:
             subject = _("Payment for your order %(code)s: %(event)s", code=order.code, event=event.title)
     attachments = []
@@ -82,7 +90,8 @@ def _context(order: Order, event: Event, locale: str) -> dict[str, Any]:
         "when": when(event),
         "venue": ", ".join(part for part in (event.venue_name, event.venue_address) if part),
         "tickets": [
-            {"type": ticket.ticket_type.name, "attendee": ticket.attendee_name or order.name, "code": ticket.code}
+            {"type": ticket.ticket_type.name, "attendee": ticket.attendee_name or order.name,
+             "code": display_code(ticket)}
             for ticket in order.tickets
             if ticket.valid
         ],

@@ -28,6 +28,7 @@ from plugins.ticketing.models import Event
 from plugins.ticketing.my_tickets import ADMITTING_STATUSES, STATUS_LABELS
 from plugins.ticketing.orders import Order, Ticket
 from plugins.ticketing.storefront import format_money, when
+from plugins.ticketing.ticket_display import display_code
 
 blueprint = Blueprint("order_pages", __name__, template_folder="templates")
 
@@ -92,6 +93,7 @@ def find_order() -> Any:
         "ticketing/storefront/order_found.html", order=order, event=event, when=when(event) if event else "",
         status_label=str(STATUS_LABELS.get(order.status, order.status)), tickets=tickets,
         total=format_money(order.total_minor, order.currency), admits=order.status in ADMITTING_STATUSES,
+        display_code=display_code,
     )
     return page, 200, PRIVATE
 

@@ -6,6 +6,11 @@
        │  └──────────────────────────► │  └──────────────────────────► │
        ├──► cancelled ◄── (from awaiting_payment, paid, partially_refunded)
        └──► expired   ◄── (from awaiting_payment, once its payment deadline passed)
+             └──► paid      (a payment that arrived late, while its places were still free)
+
+    reserved ──► held_for_review ──► awaiting_payment | paid   (staff approved it)
+                        ├──► cancelled                         (staff rejected it)
+                        └──► expired                           (nobody decided before its deadline)
 """
 
 from __future__ import annotations
@@ -31,18 +36,20 @@ PARTIALLY_REFUNDED = "partially_refunded"
 REFUNDED = "refunded"
 CANCELLED = "cancelled"
 EXPIRED = "expired"
-STATUSES = (RESERVED, AWAITING_PAYMENT, PAID, PARTIALLY_REFUNDED, REFUNDED, CANCELLED, EXPIRED)
+HELD = "held_for_review"
+STATUSES = (RESERVED, HELD, AWAITING_PAYMENT, PAID, PARTIALLY_REFUNDED, REFUNDED, CANCELLED, EXPIRED)
 TRANSITIONS: dict[str, frozenset[str]] = {
-    RESERVED: frozenset({AWAITING_PAYMENT, PAID, CANCELLED, EXPIRED}),
+    RESERVED: frozenset({HELD, AWAITING_PAYMENT, PAID, CANCELLED, EXPIRED}),
+    HELD: frozenset({AWAITING_PAYMENT, PAID, CANCELLED, EXPIRED}),
     AWAITING_PAYMENT: frozenset({PAID, CANCELLED, EXPIRED}),
     PAID: frozenset({PARTIALLY_REFUNDED, REFUNDED, CANCELLED}),
     PARTIALLY_REFUNDED: frozenset({PARTIALLY_REFUNDED, REFUNDED, CANCELLED}),
     REFUNDED: frozenset(),
     CANCELLED: frozenset(),
-    EXPIRED: frozenset(),
+    EXPIRED: frozenset({PAID}),
 }
 # Orders in these states keep their tickets (and count towards a buyer's limit).
-ACTIVE_STATUSES = (RESERVED, AWAITING_PAYMENT, PAID, PARTIALLY_REFUNDED)
+ACTIVE_STATUSES = (RESERVED, HELD, AWAITING_PAYMENT, PAID, PARTIALLY_REFUNDED)
 
 # No 0/O, 1/I/L, no vowels-but-A/E... just unambiguous when read aloud or typed from paper.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -75,6 +82,8 @@ class Order(TenantModel):
     currency: Mapped[str] = mapped_column(sa.String(3))
     payment_provider: Mapped[str] = mapped_column(sa.String(40))
     payment_due_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    # The provider's page where the buyer pays (while the order awaits payment), if it has one.
+    payment_url: Mapped[str | None] = mapped_column(sa.Text)
     paid_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     answers: Mapped[dict[str, Any]] = mapped_column(pg.JSONB, default=dict)  # per-order questions, by id
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())

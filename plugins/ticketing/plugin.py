@@ -233,3 +233,20 @@ def register_dashboard(app: Any) -> list[Any]:
     from plugins.ticketing.routes_dashboard import blueprint
 
     return [blueprint]
+
+
+# --- Refunding the orders of a cancelled event ----------------------------------------------------
+
+
+@hookimpl(specname="register_jobs")
+def register_cancellation_jobs() -> list[Any]:
+    from plugins.ticketing.event_cancellation import refund_cancelled_event
+
+    return [refund_cancelled_event]
+
+
+@hookimpl(specname="register_api")
+def register_cancellation_api(app: Any) -> list[Any]:
+    from plugins.ticketing.api_cancellation import blueprint
+
+    return [blueprint]

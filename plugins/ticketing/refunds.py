@@ -211,3 +211,59 @@ def _apply(order: Order, record: Refund, tickets: Sequence[Ticket], refunded: in
         "ticket_ids": [ticket.id for ticket in revoked], "refunded_minor": refunded,
         "refundable_minor": max(order.total_minor - refunded, 0),
     })
+
+
+def settle_provider_refund(reference: str, status: str) -> Refund | None:
+    """A provider reports how a refund it was asked for ended (``succeeded`` or ``failed``); not committed.
+
+    Returns the refund with that provider ``reference``, or None when Bilten never asked for it.
+    Only a pending refund changes, once; the order's history says how it ended. A failed refund
+    leaves its tickets revoked: staff settle the money with the buyer.
+    """
+    record = db.session.scalar(sa.select(Refund).where(Refund.reference == reference).with_for_update())
+    if record is None or record.status != PENDING or status not in (SUCCEEDED, FAILED):
+        return record
+    record.status = status
+    order = db.session.get(Order, record.order_id)
+    if order is not None:
+        orders.note(order, "refund_" + status, {"refund_id": record.id, "reference": reference})
+    return record
+
+
+# Keyed refunds get their id from their key, so the provider sees the same idempotency key every time.
+_KEYED_REFUNDS = uuid.UUID("6f1d2c1e-0b7a-4c52-9a55-2f3e1b0c7d41")
+
+
+def keyed_refund_id(key: str) -> str:
+    """The id of the refund made for ``key`` by :func:`refund_everything`."""
+    return str(uuid.uuid5(_KEYED_REFUNDS, key))
+
+
+def refund_everything(order: Order, *, key: str, reason: str = "") -> Refund | None:
+    """Pay back all that is still refundable on ``order`` through its provider and revoke every ticket; not committed.
+
+    ``key`` says what the refund is for (``event-cancel-<event id>-<order id>``): the refund's id
+    comes from it, so the provider gets the same idempotency key however often this runs, and a
+    refund already made for ``key`` is not made again (None). The order's row is locked first.
+    Refused (409 ``order_not_refundable``) when the order is not paid; a provider's refusal is its
+    :class:`ApiError`.
+    """
+    _lock(order)
+    refund_id = keyed_refund_id(key)
+    if db.session.get(Refund, refund_id) is not None:
+        return None
+    if order.status not in REFUNDABLE_STATUSES:
+        raise ApiError(
+            409, "order_not_refundable", _("Only paid orders can be refunded; this one is %(status)s.",
+                                           status=order.status),
+            {"status": order.status},
+        )
+    tickets = [ticket for ticket in order.tickets if ticket.valid]
+    already = refunded_minor(order)
+    amount = max(order.total_minor - already, 0)
+    record = Refund(id=refund_id, order_id=order.id, amount_minor=amount, currency=order.currency,
+                    ticket_ids=[ticket.id for ticket in tickets], reason=reason)
+    record.status, record.reference = _move_money(order, amount, record.id, None)
+    db.session.add(record)
+    _apply(order, record, tickets, already + amount)
+    return record

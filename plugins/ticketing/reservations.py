@@ -48,6 +48,10 @@ class CheckoutSettings(BaseModel):
     max_tickets_per_buyer: int = Field(
         0, ge=0, le=10_000, description="Most tickets one email address may buy per event (0: no limit)."
     )
+    review_hours: int = Field(
+        24, ge=1, le=720,
+        description="Hours staff have to approve or reject an order held for review (never past the event's start).",
+    )
 
 
 SETTINGS = SettingsSpec(SETTINGS_NAMESPACE, CheckoutSettings, lazy_gettext("Checkout"))

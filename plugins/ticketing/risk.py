@@ -1,7 +1,8 @@
 """What a checkout risk check sees and decides (the ``assess_checkout_risk`` hook).
 
 Ticketing asks every enabled plugin before an order is written; the payments plugin's velocity
-rules, block lists and review queue answer through it.
+rules, block lists and review queue answer through it. A refusal stops the order; a hold lets it
+be written but sends it to the review queue (``held_for_review``) instead of to payment.
 """
 
 from __future__ import annotations
@@ -29,14 +30,25 @@ class CheckoutAttempt:
 
 @dataclass(frozen=True)
 class RiskDecision:
-    """``refuse`` stops the order; ``reason`` says why (or, when it goes through, what to review)."""
+    """``refuse`` stops the order; ``hold`` sends it to staff for review before anyone pays;
+    ``reason`` says why (or, when it goes through, what to review)."""
 
     refuse: bool
     reason: str
+    hold: bool = False
 
 
-def assess(attempt: CheckoutAttempt) -> list[str]:
-    """The reasons plugins noted for an order they let through; a 422 ``checkout_refused`` if one refused.
+@dataclass(frozen=True)
+class Assessment:
+    """What the plugins made of an order they let through: the reasons to note, and whether one holds it."""
+
+    reasons: list[str]
+    hold: bool
+
+
+def assess(attempt: CheckoutAttempt) -> Assessment:
+    """The reasons plugins noted for an order they let through, and whether any of them holds it for
+    review; a 422 ``checkout_refused`` if one refused (a refusal wins over a hold).
 
     A refusal rolls back the caller's transaction (the reservation keeps its places until it
     expires) and is written to the audit trail in a transaction of its own.
@@ -52,4 +64,4 @@ def assess(attempt: CheckoutAttempt) -> list[str]:
         db.session.commit()
         # The reasons stay in the audit trail: telling them would teach a fraudster the rules.
         raise ApiError(422, "checkout_refused", _("This order cannot be placed. Please contact the organiser."))
-    return [d.reason for d in decisions]
+    return Assessment(reasons=[d.reason for d in decisions], hold=any(d.hold for d in decisions))

@@ -2,7 +2,8 @@
 
 Summary cards, the figures by ticket type and quota, and orders over time as a bar chart drawn on
 the server as inline SVG (no script), with the same numbers in a table for screen readers and for
-anyone who wants them exact. The figures come from :mod:`plugins.ticketing.event_stats`.
+anyone who wants them exact. The figures come from :mod:`plugins.ticketing.event_stats`. For a
+cancelled event, how far refunding its orders has come, and a button to run the refunds again.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from typing import Any
 from uuid import UUID
 
 from babel.dates import format_date, format_time
-from flask import Blueprint, abort, render_template
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from bilten_core.auth.authorize import has_permission, require_permission
 from bilten_core.auth.identity import current_identity
+from bilten_core.db import db
 from bilten_core.tenancy.context import current_tenant_or_none
+from plugins.ticketing.event_cancellation import progress_of, start_refunds
 from plugins.ticketing.event_stats import DAY, Bucket, EventStats, event_stats
-from plugins.ticketing.plugin import ORDERS_VIEW
+from plugins.ticketing.plugin import EVENTS_PUBLISH, ORDERS_VIEW
 from plugins.ticketing.routes_manage import event_or_404
 from plugins.ticketing.storefront import format_money
 
@@ -134,4 +137,19 @@ def dashboard(event_id: UUID) -> Any:
         "ticketing/manage/dashboard.html", event=event, stats=stats, chart=chart(stats), step=None,
         chart_width=CHART_WIDTH, chart_height=CHART_HEIGHT,
         money=lambda minor: format_money(minor, stats.currency),
+        cancellation=progress_of(event.id),
+        may_rerun=has_permission(current_identity(), EVENTS_PUBLISH, current_tenant_or_none()),
     )
+
+
+@blueprint.post("/<uuid:event_id>/cancellation/rerun")
+@require_permission(EVENTS_PUBLISH)
+def rerun_cancellation(event_id: UUID) -> Any:
+    """Run the refunds of a cancelled event again (orders whose refund failed are retried)."""
+    event = event_or_404(event_id)
+    if progress_of(event.id) is None:
+        abort(404)
+    start_refunds(event)
+    db.session.commit()
+    flash(_("The refunds run again in the background; this page shows how far they are."))
+    return redirect(url_for(".dashboard", event_id=event.id) + "#cancellation")

@@ -2,9 +2,9 @@
 
 Lists with a filter form (plain GET, so a filtered list can be bookmarked and exported as CSV with the
 same filters), an order's page with its tickets and history, and the buttons that change it: mail it
-again, cancel or refund it (after a confirmation step), record its payment, change a ticket's
-attendee. The work is done in :mod:`plugins.ticketing.order_admin` and :mod:`plugins.ticketing.refunds`,
-which the staff API shares.
+again, approve or reject one held for review, cancel or refund it (after a confirmation step), record its
+payment, change a ticket's attendee. The work is done in :mod:`plugins.ticketing.order_admin`,
+:mod:`plugins.ticketing.checkout` and :mod:`plugins.ticketing.refunds`, which the staff API shares.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bilten_core.auth.models import Account
 from bilten_core.db import db
 from bilten_core.errors import ApiError
 from bilten_core.general_settings import general_settings
+from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import current_tenant_or_none
 from plugins.ticketing import checkout, order_admin, orders, refunds
 from plugins.ticketing.models import Event
@@ -50,6 +51,10 @@ blueprint = Blueprint(
 
 ACTION_LABELS = {
     "created": lazy_gettext("Placed"),
+    "risk_noted": lazy_gettext("Noted by the risk checks"),
+    orders.HELD: lazy_gettext("Held for review"),
+    "review_approved": lazy_gettext("Approved after review"),
+    "review_rejected": lazy_gettext("Rejected after review"),
     "awaiting_payment": lazy_gettext("Awaiting payment"),
     "paid": lazy_gettext("Paid"),
     "cancelled": lazy_gettext("Cancelled"),
@@ -67,6 +72,7 @@ DETAIL_LABELS = {
     "places": lazy_gettext("Places"), "provider": lazy_gettext("Payment"),
     "amount_minor": lazy_gettext("Amount"), "tickets": lazy_gettext("Tickets revoked"),
     "refund_status": lazy_gettext("Refund"),
+    "reasons": lazy_gettext("Reasons"),
 }
 # Ids and the like mean nothing to a reader of the history; they stay in the API's.
 HIDDEN_DETAILS = frozenset({"ticket_id", "ticket_ids", "refund_id", "currency"})
@@ -231,8 +237,12 @@ def orders_csv(event_id: UUID) -> Response:
 
 def _history(order: Order) -> list[HistoryLine]:
     names = _account_names(entry.actor for entry in order.history)
+    labels: dict[str, Any] = {}
+    for offered in kernel().plugins.hook_for_tenant("order_history_labels")():
+        labels.update(offered or {})
+    labels.update(ACTION_LABELS)  # ticketing's own actions keep their names
     return [
-        HistoryLine(at=entry.created_at, what=str(ACTION_LABELS.get(entry.action, entry.action)),
+        HistoryLine(at=entry.created_at, what=str(labels.get(entry.action, entry.action)),
                     who=_who(entry.actor, names), details=_details(entry))
         for entry in order.history
     ]
@@ -269,6 +279,8 @@ def _details(entry: OrderHistory) -> list[str]:
             lines.append(f"{label}: {money(value, entry.details.get('currency') or general_settings().currency)}")
         elif key == "refund_status":
             lines.append(f"{label}: {REFUND_STATUS_LABELS.get(value, value)}")
+        elif key == "reasons" and isinstance(value, list):
+            lines.append(f"{label}: {', '.join(str(reason) for reason in value)}")
         elif isinstance(value, list) and len(value) == 2:  # a change: [before, after]
             before, after = value
             lines.append(f"{label}: {before or EMPTY} → {after or EMPTY}")
@@ -338,6 +350,41 @@ def cancel(event_id: UUID, code: str) -> Any:
     except ApiError as exc:
         return _refused_page(event, code, exc)
     return _done(event, order, _("Order %(code)s is cancelled; its places are back on sale.", code=order.code))
+
+
+@blueprint.route("/orders/<code>/approve", methods=["GET", "POST"])
+@require_permission(ORDERS_MANAGE)
+def approve(event_id: UUID, code: str) -> Any:
+    """Confirm, then approve an order held for review: its payment starts."""
+    event = event_or_404(event_id)
+    order = _order(event, code)
+    if request.method == "GET":
+        return _render("orders_review.html", event=event, order=order, decision="approve", values={})
+    try:
+        checkout.approve_held(order)
+    except ApiError as exc:
+        return _refused_page(event, code, exc)
+    return _done(event, order, _("Order %(code)s is approved; the buyer is told how to pay.", code=order.code))
+
+
+@blueprint.route("/orders/<code>/reject", methods=["GET", "POST"])
+@require_permission(ORDERS_MANAGE)
+def reject(event_id: UUID, code: str) -> Any:
+    """Confirm (with an optional reason), then reject an order held for review: it is cancelled."""
+    event = event_or_404(event_id)
+    order = _order(event, code)
+    if request.method == "GET":
+        return _render("orders_review.html", event=event, order=order, decision="reject", values={})
+    reason = _field("reason")
+    if len(reason) > REASON_MAX:
+        errors = {"reason": [_("Keep the reason under %(count)d characters.", count=REASON_MAX)]}
+        return _render("orders_review.html", INVALID, event=event, order=order, decision="reject",
+                       values={"reason": reason}, errors=errors)
+    try:
+        checkout.reject_held(order, reason)
+    except ApiError as exc:
+        return _refused_page(event, code, exc)
+    return _done(event, order, _("Order %(code)s is rejected; its places are back on sale.", code=order.code))
 
 
 @blueprint.post("/orders/<code>/mark-paid")

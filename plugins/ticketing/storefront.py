@@ -595,7 +595,18 @@ def _checkout_context(reservation: Any) -> dict[str, Any]:
         "tickets": ticket_fields(reservation, questions),
         "order_questions": order_questions(questions),
         "answer_field": answer_field,
+        "payment_choices": payment_choices(reservation.total_minor),
     }
+
+
+def payment_choices(total_minor: int) -> list[tuple[str, Any]]:
+    """The ways to pay an order of this total, as (name, title); paying later by invoice comes last."""
+    from plugins.ticketing.payments import INVOICE, providers
+
+    if total_minor == 0:
+        return []
+    offered = [(name, p.title) for name, p in providers().items() if p.accepts(total_minor)]
+    return sorted(offered, key=lambda choice: choice[0] == INVOICE)
 
 
 @blueprint.get("/checkout/<reservation_id>")
@@ -647,8 +658,13 @@ def place_checkout_order(reservation_id: str) -> Any:
             "ticketing/storefront/checkout.html", errors=errors, values=request.form,
             idempotency_key=key or uuid.uuid4().hex, **_checkout_context(reservation),
         ), 400
-    place_order(reservation_id, email=email, name=name, attendees=given.attendees, idempotency_key=key,
-                answers=given.answers, remote_addr=request.remote_addr)
+    provider = request.form.get("payment_provider") or None
+    order, _created = place_order(
+        reservation_id, email=email, name=name, attendees=given.attendees, payment_provider=provider,
+        idempotency_key=key, answers=given.answers, remote_addr=request.remote_addr,
+    )
+    if order.status == "awaiting_payment" and order.payment_url:
+        return redirect(order.payment_url, 303)
     return redirect(url_for("storefront.order_placed", reservation_id=reservation_id), 303)
 
 

@@ -14,11 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import reportlab
+import segno
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from reportlab.graphics import renderPDF
-from reportlab.graphics.barcode.qr import QrCodeWidget
-from reportlab.graphics.shapes import Drawing
 from reportlab.lib.pagesizes import A5
 from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
@@ -31,6 +29,7 @@ from plugins.ticketing.models import Event
 from plugins.ticketing.my_tickets import ADMITTING_STATUSES
 from plugins.ticketing.orders import Order, Ticket
 from plugins.ticketing.storefront import format_money, when
+from plugins.ticketing.ticket_display import display_code
 
 # (regular, bold) by the paths Linux distributions install DejaVu under.
 _DEJAVU_DIRS = (
@@ -43,6 +42,9 @@ REGULAR = "BiltenTicketSans"
 BOLD = "BiltenTicketSans-Bold"
 # Ticket codes are URL-safe ASCII: a core PDF font, and no two characters look alike.
 CODE_FONT = "Courier"
+CODE_SIZE = 7.0
+# Level Q restores a quarter of the symbol (a cracked phone screen); see docs/scanner.md.
+QR_ERROR_LEVEL = "q"
 
 PAGE_WIDTH, PAGE_HEIGHT = A5
 MARGIN = 36.0
@@ -118,12 +120,21 @@ class _Page:
 
 
 def _qr(canvas: Canvas, value: str, x: float, y: float) -> None:
-    widget = QrCodeWidget(value, barLevel="M")
-    left, bottom, right, top = widget.getBounds()
-    width, height = right - left, top - bottom
-    drawing = Drawing(QR_SIZE, QR_SIZE, transform=[QR_SIZE / width, 0, 0, QR_SIZE / height, 0, 0])
-    drawing.add(widget)
-    renderPDF.draw(drawing, canvas, x, y)
+    """``value`` as a QR code (level Q, a quiet zone of 4 modules) filling a QR_SIZE square at (x, y)."""
+    matrix = segno.make_qr(value, error=QR_ERROR_LEVEL, boost_error=False).matrix
+    module = QR_SIZE / (len(matrix) + 8)
+    canvas.setFillColorRGB(0, 0, 0)
+    for row, cells in enumerate(matrix):
+        top = y + QR_SIZE - (row + 4) * module
+        for column, dark in enumerate(cells):
+            if dark:
+                canvas.rect(x + (column + 4) * module, top - module, module, module, stroke=0, fill=1)
+
+
+def _code_lines(code: str) -> list[str]:
+    """``code`` cut into lines that fit the page in CODE_FONT at CODE_SIZE."""
+    per_line = max(1, int(TEXT_WIDTH // pdfmetrics.stringWidth("0", CODE_FONT, CODE_SIZE)))
+    return [code[start:start + per_line] for start in range(0, len(code), per_line)]
 
 
 def _place(event: Event) -> str:
@@ -154,12 +165,16 @@ def _draw_ticket(canvas: Canvas, order: Order, event: Event, ticket: Ticket, sit
     page.fact(_("Order code"), order.code)
     price = format_money(ticket.price_minor, order.currency) if ticket.price_minor else _("Free")
     page.fact(_("Price"), price)
-    # The code sits at the foot of the page, however much text came above it.
-    qr_y = MARGIN + 40
-    _qr(canvas, ticket.code, (PAGE_WIDTH - QR_SIZE) / 2, qr_y)
-    canvas.setFont(CODE_FONT, 9)
+    # The code sits at the foot of the page, however much text came above it, its text under the QR code.
+    code = display_code(ticket)
+    lines = _code_lines(code)
+    line_height = CODE_SIZE * 1.2
+    qr_y = MARGIN + 24 + len(lines) * line_height
+    _qr(canvas, code, (PAGE_WIDTH - QR_SIZE) / 2, qr_y)
+    canvas.setFont(CODE_FONT, CODE_SIZE)
     canvas.setFillColorRGB(*INK)
-    canvas.drawCentredString(PAGE_WIDTH / 2, qr_y - 12, ticket.code)
+    for row, line in enumerate(lines, start=1):
+        canvas.drawCentredString(PAGE_WIDTH / 2, qr_y - row * line_height, line)
     canvas.setFont(REGULAR, 9)
     canvas.setFillColorRGB(*MUTED)
     canvas.drawCentredString(PAGE_WIDTH / 2, MARGIN + 8, _("Show this code at the entrance."))

@@ -25,6 +25,8 @@ from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo, tenant_context
 from bilten_core.testing import host_of
 from plugins.ticketing import events
+from plugins.ticketing.orders import Ticket
+from plugins.ticketing.ticket_display import display_code
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -180,3 +182,9 @@ def buy(client: FlaskClient, tenant: TenantInfo, *items: tuple[str, int], email:
     )
     assert ordered.status_code == 201, ordered.text
     return ordered.get_json()
+
+
+def shown_codes(app: Flask, tenant: TenantInfo, order: dict[str, Any]) -> list[str]:
+    """The codes a buyer is shown for ``order``'s tickets (the scanner's signed codes while it is on)."""
+    with app.app_context(), tenant_context(tenant):
+        return [display_code(db.session.get(Ticket, ticket["id"])) for ticket in order["tickets"]]
