@@ -16,7 +16,11 @@ which goes first) so that drift in machine load hits them alike:
   event's row inserted, the account's row locked, the account re-fetched from the fake Stripe over
   loopback HTTP and updated, and all of it committed;
 * ``duplicate``: an event already handled, delivered again: the signature check and the insert that
-  finds the row; no effect.
+  finds the row; no effect;
+* ``payment``: a ``checkout.session.completed`` for a different order each time, each paid on the fake's
+  hosted page beforehand: the signature is checked, the event's row inserted, the payment attempt and the
+  order locked, the session re-fetched from the fake Stripe, the order's places sold, the order paid with
+  its history, audit entries and announcements, and all of it committed.
 
 Prints each route's requests per second (the median of its rounds) and the ratios to ``noop``.
 """
@@ -97,8 +101,8 @@ def serve(settings: Settings, stripe_env: dict[str, str], ports: Any) -> None:
     server.serve_forever()
 
 
-def connected_account(app: Flask, stripe: Any) -> str:
-    """A tenant linked to a new connected account on the fake Stripe; returns the account's id."""
+def connected_account(app: Flask, stripe: Any) -> tuple[str, Any]:
+    """A tenant linked to a new connected account on the fake Stripe that may take charges; returns both."""
     from bilten_core.db import db
     from bilten_core.migrations import app_migrator
     from plugins.payments.accounts import connect_account
@@ -107,9 +111,51 @@ def connected_account(app: Flask, stripe: Any) -> str:
     account = stripe.v1.accounts.create({"type": "express"})
     with app.app_context():
         app_migrator().upgrade_shared()
-        connect_account(create_tenant("webhook-bench", "Webhook benchmark"), account.id)
+        tenant = create_tenant("webhook-bench", "Webhook benchmark")
+        connect_account(tenant, account.id).charges_enabled = True
         db.session.commit()
-    return str(account.id)
+    return str(account.id), tenant
+
+
+def paid_sessions(app: Flask, tenant: Any, fake: Any, count: int) -> list[dict[str, Any]]:
+    """``count`` orders paid by card on the fake's hosted page; their ``checkout.session.completed`` events."""
+    from datetime import UTC, datetime, timedelta
+
+    import requests
+
+    from bilten_core.db import db
+    from bilten_core.tenancy.context import tenant_context
+    from plugins.payments.stripe_checkout import open_session
+    from plugins.ticketing import checkout, events, inventory, reservations
+
+    with app.app_context(), tenant_context(tenant):
+        starts = datetime.now(UTC) + timedelta(days=30)
+        event = events.create_event({"title": "Webhook benchmark", "timezone": "UTC", "starts_at": starts,
+                                     "ends_at": starts + timedelta(hours=2)})
+        ticket_type = events.save_ticket_type(event, {"name": "Seat", "kind": "paid", "price_minor": 2500})
+        events.save_quota(event, {"name": "Hall", "size": count + 10, "ticket_type_ids": [ticket_type.id]})
+        events.transition(event, "published")
+        db.session.commit()
+        type_id = ticket_type.id
+        sessions = []
+        with app.test_request_context(base_url=f"http://{tenant.primary_domain}"):
+            for index in range(count):
+                reservation = reservations.create_reservation([reservations.Item(type_id, 1)])
+                db.session.commit()
+                order, _created = checkout.place_order(reservation.id, f"buyer{index}@example.org", "Bench Buyer",
+                                                       payment_provider="stripe")
+                sessions.append(open_session(order, inventory.db_now()).provider_reference)
+                if index % 100 == 0:
+                    print(f"preparing paid sessions: {index}/{count}", file=sys.stderr)
+    http = requests.Session()
+    http.trust_env = False
+    for session_id in sessions:
+        paid = http.post(f"{fake.base_url}/pay/{session_id}", data={"card": "4242424242424242", "action": "pay"},
+                         allow_redirects=False, timeout=30)
+        if paid.status_code != 303:
+            raise SystemExit(f"the fake refused to pay {session_id}: {paid.status_code}")
+    completed = {event["data"]["object"]["id"]: event for event in fake.events_of_type("checkout.session.completed")}
+    return [completed[session_id] for session_id in sessions]
 
 
 class Deliveries:
@@ -173,7 +219,13 @@ def main(argv: list[str] | None = None) -> None:
     context = multiprocessing.get_context("spawn")
     try:
         with running() as fake:
-            account_id = connected_account(app, client(fake))
+            from pydantic import SecretStr
+
+            from plugins.payments.stripe_settings import EXTENSION, StripeSettings
+
+            app.extensions[EXTENSION] = StripeSettings(secret_key=SecretStr(fake.secret_key), api_base=fake.base_url)
+            account_id, tenant = connected_account(app, client(fake))
+            payments = [json.dumps(event) for event in paid_sessions(app, tenant, fake, args.rounds * args.requests)]
             stripe_env = {"STRIPE_SECRET_KEY": fake.secret_key, "STRIPE_API_BASE": fake.base_url,
                           "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_SECRET}
             ports = context.Queue()
@@ -199,8 +251,16 @@ def main(argv: list[str] | None = None) -> None:
                 def baseline(_: int) -> None:
                     send(NOOP_PATH, "{}", {})
 
+                unpaid = iter(payments)
+
+                def payment(_: int) -> None:
+                    payload = next(unpaid)
+                    outcome = send(CONNECT_PATH, payload, signed(payload))["outcome"]
+                    if outcome != "paid":
+                        raise SystemExit(f"a paid session was not settled: {outcome}")
+
                 routes: dict[str, Callable[[int], None]] = {"noop": baseline, "handled": handled,
-                                                            "duplicate": duplicate}
+                                                            "duplicate": duplicate, "payment": payment}
                 handled(0)  # something to repeat, and a warm connection pool on every path
                 rates = measure(routes, args.rounds, args.requests)
             finally:

@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bilten_core.db import SharedModel
+from bilten_core.db import SharedModel, TenantModel
 
 
 class StripeAccount(SharedModel):
@@ -42,3 +42,29 @@ class ProviderEvent(SharedModel):
     # What handling it did: applied, stale, unknown_account, unhandled.
     outcome: Mapped[str] = mapped_column(sa.String(32))
     received_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+
+
+class PaymentAttempt(TenantModel):
+    """One attempt to pay an order through a provider; an order may need several (a declined card, a new link)."""
+
+    __tablename__ = "payments_attempts"
+
+    id: Mapped[str] = mapped_column(sa.Uuid(as_uuid=False), primary_key=True)
+    order_id: Mapped[str] = mapped_column(sa.ForeignKey("orders.id", ondelete="RESTRICT"))
+    provider: Mapped[str] = mapped_column(sa.String(40))
+    attempt: Mapped[int] = mapped_column(sa.Integer)
+    # open, succeeded, failed, expired, refunded
+    status: Mapped[str] = mapped_column(sa.String(16))
+    amount_minor: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    application_fee_minor: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    provider_reference: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    payment_reference: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
+    redirect_url: Mapped[str | None] = mapped_column(sa.Text)
+    account: Mapped[str | None] = mapped_column(sa.String(255))
+    # Why it ended as it did: paid, issued_late, refunded_late, declined, expired...
+    outcome: Mapped[str | None] = mapped_column(sa.String(32))
+    created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        sa.DateTime(timezone=True), server_default=sa.func.now(), onupdate=sa.func.now()
+    )

@@ -20,6 +20,8 @@ from sqlalchemy.dialects.postgresql import insert
 from bilten_core.auth.csrf import exempt_endpoint
 from bilten_core.db import db
 from bilten_core.errors import RETRY_AFTER_SECONDS
+from bilten_core.tenancy.context import tenant_context
+from plugins.payments.accounts import tenant_of
 from plugins.payments.models import ProviderEvent
 from plugins.payments.stripe_client import StripeNotConfigured
 from plugins.payments.stripe_events import apply_event, connected_account
@@ -79,6 +81,12 @@ def _is_event(event: stripe.Event) -> bool:
 
 def _record_and_apply(event: stripe.Event, *, connect: bool) -> Response:
     account = connected_account(event)
+    # A payment on a connected account is the business of the tenant that linked it: its schema, its orders.
+    with tenant_context(tenant_of(account) if account is not None else None):
+        return _record_and_apply_as_tenant(event, account, connect=connect)
+
+
+def _record_and_apply_as_tenant(event: stripe.Event, account: str | None, *, connect: bool) -> Response:
     inserted = db.session.execute(
         insert(ProviderEvent)
         .values(provider=PROVIDER, event_id=event.id, type=event.type, account=account, outcome="received")

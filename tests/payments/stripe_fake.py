@@ -39,7 +39,9 @@ The real ``stripe`` library talks to it unchanged (see ``client``). It follows S
   platform's events; Connect endpoints get connected accounts' events, which carry ``account``) with
   ``Stripe-Signature: t=...,v1=...``, the HMAC-SHA256 of ``"{t}.{payload}"`` under the endpoint's secret,
   so ``stripe.Webhook.construct_event`` verifies it. Delivery happens after the request that caused the
-  event, outside the fake's lock (a handler may call the fake back); failed deliveries stay pending.
+  event, outside the fake's lock (a handler may call the fake back); failed deliveries stay pending. An
+  API request's events go out once its answer was sent, as Stripe's go out on their own time
+  (``wait_for_deliveries`` waits for them); a page's (the hosted checkout, onboarding) before it answers.
 - A control API for tests, not Stripe's, under ``/_fake/`` (each also a method here): register a webhook
   endpoint, fail the next N API requests with a 5xx, hang the next N, open a dispute on a charge
   (``charge.dispute.created``), resend an event (a duplicate delivery), hold deliveries and deliver the
@@ -209,6 +211,8 @@ class StripeFake:
         self._request: dict[str, str | None] | None = None
         self._failures: list[int] = []
         self._hangs = 0
+        self._answering = 0
+        self.idle = threading.Condition()
         self._urls = self._routes()
 
     def _routes(self) -> Map:
@@ -322,8 +326,28 @@ class StripeFake:
             }
             serve = serves[kind]
             response = serve(request, handler, dict(args))
+            if kind == "api":
+                # Stripe delivers webhooks on its own time: the caller has its answer first, and may hold
+                # locks that the webhook's handler needs until it has.
+                with self.idle:
+                    self._answering += 1
+                response.call_on_close(self._flush_after_answer)
+                return response(environ, start_response)
         self._flush()
         return response(environ, start_response)
+
+    def _flush_after_answer(self) -> None:
+        try:
+            self._flush()
+        finally:
+            with self.idle:
+                self._answering -= 1
+                self.idle.notify_all()
+
+    def wait_for_deliveries(self, timeout: float = 30) -> None:
+        """Wait until the webhooks of every answered API request were delivered (or held)."""
+        with self.idle:
+            assert self.idle.wait_for(lambda: self._answering == 0, timeout), "webhook deliveries did not finish"
 
     def _api(self, request: Request, handler: Callable[..., dict[str, Any]], args: dict[str, Any]) -> Response:
         self._maybe_hang()

@@ -455,6 +455,7 @@ def test_a_delivery_the_endpoint_refused_stays_pending(fake, platform, platform_
     inbox, _secret = platform_inbox
     inbox.status = 500
     platform.v1.payment_intents.create({"amount": 100, "currency": "eur"})
+    fake.wait_for_deliveries()
     assert [attempt.status for attempt in fake.attempts] == [500]
     assert len(fake.pending) == 1
     inbox.status = 200
