@@ -48,8 +48,9 @@ bench: $(RUNTIME_STAMP)
 bench-flash: $(RUNTIME_STAMP)
 	$(BIN)/python -m bench.flash_sale $(BENCH_ARGS)
 
-bench-checkin: $(RUNTIME_STAMP)
+bench-checkin: $(DEV_STAMP)
 	$(BIN)/python -m bench.checkin $(BENCH_ARGS)
+	$(BIN)/python -m bench.checkin_server $(BENCH_ARGS)
 
 bench-webhooks: $(DEV_STAMP)
 	$(BIN)/python -m bench.webhooks $(BENCH_ARGS)

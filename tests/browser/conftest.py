@@ -11,12 +11,13 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 from werkzeug.serving import make_server
 
 from bilten_core.db import db
@@ -79,10 +80,39 @@ def chromium_executable() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_executable: str) -> Iterator[Browser]:
+def playwright_instance(chromium_executable: str) -> Iterator[Playwright]:
+    """The one Playwright driver of the session: every browser of these tests is launched from it."""
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
-        yield chromium
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Playwright, chromium_executable: str) -> Iterator[Browser]:
+    chromium = playwright_instance.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def launch_with_camera(
+    playwright_instance: Playwright, chromium_executable: str
+) -> Iterator[Callable[[Path], Browser]]:
+    """Launches a Chromium whose camera plays ``video`` (a YUV4MPEG2 file, looped) and needs no prompt to
+    share it; each is closed after the test."""
+    launched: list[Browser] = []
+
+    def launch(video: Path) -> Browser:
+        chromium = playwright_instance.chromium.launch(executable_path=chromium_executable, args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ])
+        launched.append(chromium)
+        return chromium
+
+    yield launch
+    for chromium in launched:
         chromium.close()
 
 
