@@ -188,10 +188,10 @@ def test_a_role_page_offers_and_accepts_only_rights_one_holds(web, org):
     form = admin.get("/team/roles/new")
     assert 'value="tenant.team.manage"' in form.text and 'value="rbacprobe.tickets.scan"' not in form.text
     forged = admin.submit(
-        "/team/roles/new", {"name": "scanner", "title": "Scanner", "permissions": ["rbacprobe.tickets.scan"]}
+        "/team/roles/new", {"name": "door_checker", "title": "Door checker", "permissions": ["rbacprobe.tickets.scan"]}
     )
     assert forged.status_code == 403 and "permissions you hold yourself" in forged.text
     finance_email, _finance = make_person(web, org.tenant, "finance")
     finance = signed_in_browser(web, org.tenant, finance_email)
     assert finance.get("/team/roles/new").status_code == 403
-    assert "scanner" not in org.owner_browser.get("/team/roles").text
+    assert "door_checker" not in org.owner_browser.get("/team/roles").text
