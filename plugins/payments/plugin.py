@@ -242,3 +242,20 @@ def label_payment_history() -> dict[str, Any]:
     from plugins.payments.history_labels import LABELS
 
     return LABELS
+
+
+@hookimpl(specname="order_history_labels")
+def label_card_signals() -> dict[str, Any]:
+    from plugins.payments.card_signals import HISTORY_LABELS
+
+    return HISTORY_LABELS
+
+
+# --- Stripe's embedded Payment Element -------------------------------------------------------------
+
+
+@hookimpl(specname="register_blueprints")
+def register_card_element_pages(app: Any) -> list[Any]:
+    from plugins.payments.elements_routes import blueprint
+
+    return [blueprint]

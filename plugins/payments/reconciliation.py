@@ -64,7 +64,8 @@ def reconcile() -> ReconciliationReport:
         if attempt is None or attempt.provider_reference is None:
             continue
         try:
-            outcome = settlement.apply_session(attempt, settlement.fetch_session(attempt))
+            # A Checkout Session or, for the embedded Payment Element, a PaymentIntent.
+            outcome = settlement.apply_current(attempt)
             db.session.commit()
         except (stripe.StripeError, StripeNotConfigured) as exc:
             db.session.rollback()
@@ -110,9 +111,9 @@ def _flag_issued_not_paid(report: ReconciliationReport, since: Any) -> None:
 
 
 def expire_lapsed_sessions() -> int:
-    """Expire the open sessions of orders whose payment deadline passed; returns how many. Commits each.
+    """Expire the open sessions (cancel the open intents) of orders whose deadline passed; commits each.
 
-    A buyer who paid at the very last moment makes Stripe refuse the expiry: the session is then
+    Returns how many. A buyer who paid at the very last moment makes Stripe refuse the expiry: the session is then
     applied as it is, which issues the tickets if the places are still free or pays the money back.
     """
     now = inventory.db_now()
@@ -129,12 +130,8 @@ def expire_lapsed_sessions() -> int:
         try:
             # No longer open means paid or expired already: what it is now is applied below.
             with contextlib.suppress(stripe.InvalidRequestError):
-                stripe_client().v1.checkout.sessions.expire(
-                    attempt.provider_reference,
-                    options={"stripe_account": attempt.account,
-                             "idempotency_key": f"bilten-attempt-{attempt.id}-expire"},
-                )
-            outcome = settlement.apply_session(attempt, settlement.fetch_session(attempt))
+                _close_at_stripe(attempt)
+            outcome = settlement.apply_current(attempt)
             db.session.commit()
         except (stripe.StripeError, StripeNotConfigured) as exc:
             db.session.rollback()
@@ -145,4 +142,11 @@ def expire_lapsed_sessions() -> int:
     return expired
 
 
-
+def _close_at_stripe(attempt: PaymentAttempt) -> None:
+    """Expire the attempt's Checkout Session, or cancel the embedded element's PaymentIntent."""
+    options: Any = {"stripe_account": attempt.account, "idempotency_key": f"bilten-attempt-{attempt.id}-expire"}
+    reference = str(attempt.provider_reference)
+    if settlement.is_intent_attempt(attempt):
+        stripe_client().v1.payment_intents.cancel(reference, {"cancellation_reason": "abandoned"}, options=options)
+    else:
+        stripe_client().v1.checkout.sessions.expire(reference, options=options)

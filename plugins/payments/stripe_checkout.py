@@ -54,8 +54,11 @@ class StripeCheckoutProvider:
         return account is not None and account.charges_enabled
 
     def start(self, order_id: str, total_minor: int, now: datetime, payment_days: int) -> PaymentStart:
-        # No call to Stripe inside the order's transaction: the session opens when the buyer arrives.
-        return PaymentStart(paid=False, redirect_url=url_for("payments_pay.pay", order_id=order_id, _external=True))
+        # No call to Stripe inside the order's transaction: the session (or intent) opens when the buyer arrives.
+        from plugins.payments.stripe_elements import elements_enabled  # it builds on this module
+
+        page = "payments_elements.card" if elements_enabled() else "payments_pay.pay"
+        return PaymentStart(paid=False, redirect_url=url_for(page, order_id=order_id, _external=True))
 
 
 def fee_breakdown(order: Order) -> fees.FeeBreakdown:

@@ -8,6 +8,7 @@ import stripe
 
 from bilten_core.tenancy.context import current_tenant_or_none
 from plugins.payments.accounts import apply_account_updated
+from plugins.payments.card_signals import apply_charge_succeeded
 from plugins.payments.disputes import apply_dispute_event
 from plugins.payments.settlement import note_failure, settle_by_intent, settle_by_session
 from plugins.payments.stripe_refunds import apply_refund
@@ -58,6 +59,7 @@ CONNECT_HANDLERS: dict[str, Callable[[stripe.Event], str]] = {
     "charge.dispute.created": apply_dispute_event,
     "charge.dispute.updated": apply_dispute_event,
     "charge.dispute.closed": apply_dispute_event,
+    "charge.succeeded": lambda event: apply_charge_succeeded(str(event.data.object.id), str(event.account)),
 }
 # The platform's own events: payments arrive here in a later step.
 PLATFORM_HANDLERS: dict[str, Callable[[stripe.Event], str]] = {}

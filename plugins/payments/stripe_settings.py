@@ -6,6 +6,8 @@ they do not know; so the plugin reads its own, once, when the app is built.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Flask, current_app
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +30,11 @@ class StripeSettings(BaseSettings):
     max_network_retries: int = 2
     # How old a webhook's signature may be, in seconds (Stripe's own default).
     webhook_tolerance: int = 300
+    # "elements": cards are typed into Stripe's Payment Element on our page (needs the publishable key).
+    checkout_mode: Literal["hosted", "elements"] = "hosted"
+    publishable_key: str | None = None
+    # Stripe requires Stripe.js to be loaded from Stripe; only tests point it elsewhere.
+    js_url: str = "https://js.stripe.com/v3/"
 
 
 def configure(app: Flask) -> None:

@@ -25,6 +25,9 @@ The real ``stripe`` library talks to it unchanged (see ``client``). It follows S
   succeeded PaymentIntent and a Charge, completes the session and emits ``charge.succeeded``,
   ``payment_intent.succeeded`` and ``checkout.session.completed``, then redirects to ``success_url`` (with
   ``{CHECKOUT_SESSION_ID}`` filled in). "Cancel" goes to ``cancel_url`` and leaves the session open.
+  Radar's test cards: 4100 0000 0000 0019 is always blocked (declined), 4000 0000 0000 4954 succeeds with
+  ``outcome.risk_level`` "highest"; 5555 5555 5555 4444 pays too. A charge carries
+  ``payment_method_details.card.fingerprint`` (the same for the same card number) and ``outcome``.
 - ``POST /v1/payment_intents`` (``amount``, ``currency``, ``application_fee_amount``, ``metadata``,
   ``automatic_payment_methods``, ``payment_method``, ``confirm``, ``return_url``, ...), ``GET .../{id}``,
   ``POST .../{id}/confirm`` with the test payment methods ``pm_card_visa`` (succeeded),
@@ -106,7 +109,15 @@ MAX_EXPIRY = 24 * 60 * 60
 EXPIRY_GRACE = 10
 ACCOUNT_TYPES = ("express", "standard")
 LINK_TYPES = ("account_onboarding", "account_update")
-TEST_CARDS = {"4242424242424242": "succeeds", "4000000000000002": "declined", "4000002760003184": "authenticate"}
+TEST_CARDS = {
+    "4242424242424242": "succeeds", "5555555555554444": "succeeds", "4000000000000002": "declined",
+    "4000002760003184": "authenticate",
+    # Radar: always blocked (declined), and succeeding with the highest risk level.
+    "4100000000000019": "declined", "4000000000004954": "succeeds",
+}
+HIGHEST_RISK_CARDS = {"4000000000004954"}
+# The card number behind each test PaymentMethod, for the charge's fingerprint.
+TEST_PAYMENT_METHOD_CARDS = {"pm_card_visa": "4242424242424242"}
 TEST_PAYMENT_METHODS = {
     "pm_card_visa": "succeeds",
     "pm_card_chargeDeclined": "declined",
@@ -185,6 +196,7 @@ class Checkout:
     line_items: list[dict[str, Any]]
     payment_intent_data: dict[str, Any]
     awaiting_authorisation: bool = False
+    card: str = "4242424242424242"
 
 
 class StripeFake:
@@ -628,7 +640,8 @@ class StripeFake:
         if action == "fail" and checkout.awaiting_authorisation:
             checkout.awaiting_authorisation = False
             return checkout_page(session, checkout.line_items, "Your bank could not authenticate this payment.", 402)
-        outcome = TEST_CARDS.get(NOT_DIGITS.sub("", request.form.get("card", "")))
+        checkout.card = NOT_DIGITS.sub("", request.form.get("card", ""))
+        outcome = TEST_CARDS.get(checkout.card)
         if outcome is None:
             return checkout_page(session, checkout.line_items, "Your card number is incorrect.", 400)
         if outcome == "declined":
@@ -647,7 +660,7 @@ class StripeFake:
             "description": intent_data["description"], "transfer_data": intent_data["transfer_data"],
             "payment_method": _new_id("pm"),
         })
-        self._succeed(stored.owner, intent)
+        self._succeed(stored.owner, intent, checkout.card)
         session.update(status="complete", payment_status="paid", payment_intent=intent["id"], url=None,
                        customer_details={"email": session["customer_email"]})
         self._emit(stored.owner, "checkout.session.completed", session)
@@ -727,13 +740,20 @@ class StripeFake:
         self._succeed(call.account, intent)
         return intent
 
-    def _succeed(self, owner: str | None, intent: dict[str, Any]) -> None:
+    def _succeed(self, owner: str | None, intent: dict[str, Any], card: str | None = None) -> None:
+        number = card or TEST_PAYMENT_METHOD_CARDS.get(intent["payment_method"], "4242424242424242")
         charge = self._store(owner, {
             "id": _new_id("ch"), "object": "charge", "amount": intent["amount"], "amount_captured": intent["amount"],
             "amount_refunded": 0, "refunded": False, "captured": True, "paid": True, "status": "succeeded",
             "currency": intent["currency"], "payment_intent": intent["id"], "payment_method": intent["payment_method"],
             "application_fee_amount": intent["application_fee_amount"], "transfer_data": intent["transfer_data"],
             "metadata": dict(intent["metadata"]), "disputed": False, "created": int(time.time()), "livemode": False,
+            "payment_method_details": {"type": "card", "card": {
+                "brand": "mastercard" if number.startswith("5") else "visa", "last4": number[-4:],
+                "fingerprint": hashlib.sha256(f"fake card {number}".encode()).hexdigest()[:16],
+            }},
+            "outcome": {"type": "authorized", "network_status": "approved_by_network",
+                        "risk_level": "highest" if number in HIGHEST_RISK_CARDS else "normal"},
         })
         intent.update(status="succeeded", amount_received=intent["amount"], latest_charge=charge["id"],
                       next_action=None, last_payment_error=None)
