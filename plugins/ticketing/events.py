@@ -53,7 +53,7 @@ assert set(TRANSITIONS) == set(EVENT_STATUSES)
 EVENT_FIELDS = (
     "title", "description_html", "category", "tags", "venue_name", "venue_address", "latitude", "longitude",
     "online_url", "timezone", "starts_at", "ends_at", "visibility", "organizer_email", "refund_policy",
-    "capacity", "cover_image_url",
+    "capacity", "cover_image_url", "buyer_refund_hours", "refund_fee_percent_bp",
 )
 TICKET_TYPE_FIELDS = (
     "name", "description", "kind", "price_minor", "tax_rate_bp", "tax_inclusive", "sales_start", "sales_end",

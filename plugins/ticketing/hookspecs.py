@@ -78,3 +78,11 @@ def ticket_code_for_display(ticket: Any) -> str | None:
     mail, "My tickets"). Returns the code to show instead of ``ticket.code`` (the scanner plugin's
     signed code, which its scanners verify offline), or None to leave it be. The first answer counts.
     """
+
+
+@hookspec(firstresult=True)
+def ticket_page_url(order: Order) -> str | None:
+    """Runs when the confirmation mail or the order-placed page links to the buyer's tickets. Returns the
+    path on the tenant's site of a page that shows ``order``'s tickets (the scanner plugin's page of QR
+    codes that opens offline, with a signed token in it), or None when there is none. The first answer counts.
+    """

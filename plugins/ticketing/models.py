@@ -60,6 +60,10 @@ class Event(TenantModel):
     status: Mapped[str] = mapped_column(sa.String(16), default="draft")
     organizer_email: Mapped[str | None] = mapped_column(sa.String(254))
     refund_policy: Mapped[str] = mapped_column(sa.Text, default="")
+    # Refunds buyers may ask for themselves: None for none, else until this many hours before the start.
+    buyer_refund_hours: Mapped[int | None] = mapped_column(sa.Integer)
+    # What the organiser keeps of a buyer's refund, in basis points (500 = 5 %).
+    refund_fee_percent_bp: Mapped[int] = mapped_column(sa.Integer, default=0)
     # None: no event-wide cap beyond the quotas.
     capacity: Mapped[int | None] = mapped_column(sa.Integer)
     cover_image_url: Mapped[str | None] = mapped_column(sa.String(500))

@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 
 from bilten_core.db import db
 from bilten_core.general_settings import general_settings
+from bilten_core.kernel import kernel
 from bilten_core.mail import Attachment, send_mail
 from bilten_core.outbox import Event as OutboxEvent
 from plugins.ticketing import orders, ticket_links, ticket_pdf
@@ -101,4 +102,5 @@ def _context(order: Order, event: Event, locale: str) -> dict[str, Any]:
         "event_path": f"/events/{event.slug}",
         "my_tickets_path": MY_TICKETS_PATH,
         "pdf_path": ticket_links.download_path(order) if ticket_pdf.has_tickets(order) else None,
+        "ticket_page_path": kernel().plugins.hook_for_tenant("ticket_page_url")(order=order),
     }

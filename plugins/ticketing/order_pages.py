@@ -106,7 +106,8 @@ def _problem(status: int, title: str, message: str) -> Any:
     return page, status, PRIVATE
 
 
-def _order_with_tickets(code: str) -> Order | None:
+def order_with_tickets(code: str) -> Order | None:
+    """The order with ``code`` (as typed) and its tickets, or None."""
     if len(code) > CODE_MAX:
         return None
     return db.session.scalars(
@@ -126,7 +127,7 @@ def _account_owns(order: Order) -> bool:
 
 @blueprint.get("/orders/<code>/tickets.pdf")
 def download_tickets(code: str) -> Any:
-    order = _order_with_tickets(code)
+    order = order_with_tickets(code)
     refusal = ticket_links.check_token(request.args.get("token", ""), order) if order else ticket_links.Refusal.INVALID
     # An unknown code is refused like a bad link, so the answer never tells which codes exist.
     if order is None or (refusal is not None and not _account_owns(order)):

@@ -250,3 +250,27 @@ def register_cancellation_api(app: Any) -> list[Any]:
     from plugins.ticketing.api_cancellation import blueprint
 
     return [blueprint]
+
+
+# --- Refunds buyers ask for -----------------------------------------------------------------------
+
+
+@hookimpl(specname="register_blueprints")
+def register_buyer_refund_pages(app: Any) -> list[Any]:
+    from plugins.ticketing.buyer_refund_pages import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="register_api")
+def register_buyer_refund_api(app: Any) -> list[Any]:
+    from plugins.ticketing.api_buyer_refunds import blueprint
+
+    return [blueprint]
+
+
+@hookimpl(specname="app_configured")
+def limit_buyer_refund_requests(app: Any) -> None:
+    from plugins.ticketing.api_buyer_refunds import limit_requests
+
+    limit_requests(app)

@@ -31,7 +31,7 @@ from bilten_core.tenancy.context import current_tenant_or_none
 from plugins.ticketing import events as service
 from plugins.ticketing import questions
 from plugins.ticketing.models import TICKET_KINDS, VISIBILITIES, Event
-from plugins.ticketing.schemas import MAX_CAPACITY, MAX_PRICE_MINOR
+from plugins.ticketing.schemas import MAX_BUYER_REFUND_HOURS, MAX_CAPACITY, MAX_PRICE_MINOR
 
 VIEW = "events.view"
 MANAGE = "events.manage"
@@ -354,7 +354,11 @@ def _settings_page(event: Event, status: int = 200, **context: Any) -> Any:
     return _render(
         "settings.html", status, event=event, step="settings", questions=questions.questions_of(event.id),
         question_kinds=QUESTION_KINDS, question_scopes=QUESTION_SCOPES,
-        values=context.pop("values", {"refund_policy": event.refund_policy}),
+        values=context.pop("values", {
+            "refund_policy": event.refund_policy,
+            "buyer_refund_hours": "" if event.buyer_refund_hours is None else str(event.buyer_refund_hours),
+            "refund_fee_percent": _percent(event.refund_fee_percent_bp),
+        }),
         question_values=context.pop("question_values", {"kind": "text", "scope": "per_order"}), **context,
     )
 
@@ -365,16 +369,46 @@ def settings(event_id: UUID) -> Any:
     event = event_or_404(event_id)
     if request.method == "GET":
         return _settings_page(event)
-    values = {"refund_policy": _field("refund_policy")}
+    values = {"refund_policy": _field("refund_policy"), "buyer_refund_hours": _field("buyer_refund_hours"),
+              "refund_fee_percent": _field("refund_fee_percent")}
+    rules, errors = _buyer_refund_rules(values)
     if len(values["refund_policy"]) > REFUND_POLICY_MAX:
-        return _settings_page(event, INVALID, values=values, errors={
-            "refund_policy": [_("Keep this under %(count)d characters.", count=REFUND_POLICY_MAX)]
-        })
+        errors["refund_policy"] = [_("Keep this under %(count)d characters.", count=REFUND_POLICY_MAX)]
+    if errors:
+        return _settings_page(event, INVALID, values=values, errors=errors)
     try:
-        service.update_event(event, values)
+        service.update_event(event, {"refund_policy": values["refund_policy"], **rules})
     except ApiError as exc:
         return _settings_page(event, exc.code or INVALID, values=values, error=_refused(exc))
     return _saved(event, "show", _("Saved."))
+
+
+def _percent(basis_points: int) -> str:
+    return "" if not basis_points else f"{Decimal(basis_points) / 100:f}".rstrip("0").rstrip(".")
+
+
+def _buyer_refund_rules(values: dict[str, str]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The buyer refund policy as typed (hours, blank for none; a percentage) as event fields, and errors."""
+    rules: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    hours = values["buyer_refund_hours"]
+    if not hours:
+        rules["buyer_refund_hours"] = None
+    elif hours.isdigit() and int(hours) <= MAX_BUYER_REFUND_HOURS:
+        rules["buyer_refund_hours"] = int(hours)
+    else:
+        errors["buyer_refund_hours"] = [_("Enter a whole number of hours from 0 to %(max)d, or leave it empty.",
+                                          max=MAX_BUYER_REFUND_HOURS)]
+    try:
+        percent = Decimal(values["refund_fee_percent"] or "0")
+        valid = percent.is_finite() and 0 <= percent <= 100 and (percent * 100) == (percent * 100).to_integral()
+    except InvalidOperation:
+        valid = False
+    if valid:
+        rules["refund_fee_percent_bp"] = int(percent * 100)
+    else:
+        errors["refund_fee_percent"] = [_("Enter a percentage from 0 to 100, with at most two decimals.")]
+    return rules, errors
 
 
 def _question_form() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -18,6 +18,7 @@ from plugins.ticketing.models import EVENT_STATUSES, TICKET_KINDS, VISIBILITIES
 MAX_PRICE_MINOR = 10**11  # a thousand million in a two-decimal currency
 MAX_PER_ORDER = 1000
 MAX_CAPACITY = 10_000_000
+MAX_BUYER_REFUND_HOURS = 24 * 365
 DESCRIPTION_MAX = 50_000
 
 _ID = fields.String(dump_only=True)
@@ -144,6 +145,16 @@ class StaffEventSchema(Schema):
     visibility = fields.String(validate=validate.OneOf(VISIBILITIES))
     organizer_email = fields.Email(allow_none=True, validate=validate.Length(max=254))
     refund_policy = fields.String(validate=validate.Length(max=5000))
+    buyer_refund_hours = fields.Integer(
+        allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_BUYER_REFUND_HOURS),
+        metadata={"description": "Buyers may ask for a refund until this many hours before the start; "
+                                 "null: they cannot (staff still can)."},
+    )
+    refund_fee_percent_bp = fields.Integer(
+        strict=True, validate=validate.Range(min=0, max=10000),
+        metadata={"description": "What the organiser keeps of a refund a buyer asks for, in basis points "
+                                 "(500 = 5 %)."},
+    )
     capacity = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=0, max=MAX_CAPACITY))
     cover_image_url = fields.URL(allow_none=True, schemes={"http", "https"}, validate=validate.Length(max=500))
     series_id = fields.String(dump_only=True, allow_none=True)

@@ -683,6 +683,7 @@ def order_placed(reservation_id: str) -> Any:
     page = render_template(
         "ticketing/storefront/order_placed.html", order=order, event=event,
         total=format_money(order.total_minor, order.currency),
+        ticket_page_path=kernel().plugins.hook_for_tenant("ticket_page_url")(order=order),
     )
     # The buyer's details and a link that downloads the tickets: never in a shared or back-button cache.
     return page, 200, {"Cache-Control": "private, no-store", "Referrer-Policy": "no-referrer"}
