@@ -15,8 +15,8 @@ production. One tenant, one event of free tickets (all sold beforehand), one gat
 * ``noop``: the same 20 clients on ``GET /healthz`` of the same server (host check, middleware, JSON).
   The two are interleaved round by round, alternating which goes first.
 * ``sync``: one device uploads 10,000 offline admissions of other tickets through
-  ``/api/v1/scanner/sync`` in batches of the largest size the API takes; the wall time of all of
-  it, and then the same batches again, which must add nothing.
+  ``/api/v1/scanner/sync`` in batches of 500, as the scanner app sends them; the wall time of all
+  of it, and then the same batches again, which must add nothing.
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ from bilten_core.dbadmin import drop_database, recreate_database
 
 CLIENTS = 20
 SYNC_SCANS = 10_000
+SYNC_BATCH = 500  # what the scanner app sends at a time
 TICKETS_PER_ORDER = 100
 
 
-def prepare(app: Any, tickets: int) -> tuple[Any, str, list[str], list[str]]:
-    """A tenant with ``tickets`` sold free tickets and their codes, one gate, and 20 paired device tokens."""
+def prepare(app: Any, tickets: int) -> tuple[Any, str, list[str], list[tuple[str, str]]]:
+    """A tenant with ``tickets`` sold free tickets and their codes, one gate, and 21 paired devices (id, token)."""
     from bilten_core.db import db
     from bilten_core.migrations import app_migrator
     from bilten_core.tenancy.context import tenant_context
@@ -82,9 +83,9 @@ def prepare(app: Any, tickets: int) -> tuple[Any, str, list[str], list[str]]:
             for number in range(CLIENTS + 1):
                 _pairing, text = devices.create_pairing_code(f"Scanner {number}", [event.id], [])
                 db.session.commit()
-                _device, token = devices.pair(text)
+                device, token = devices.pair(text)
                 db.session.commit()
-                tokens.append(token)
+                tokens.append((str(device.id), token))
             return tenant, str(gate.id), codes, tokens
 
 
@@ -112,7 +113,7 @@ class Client:
     """One scanner: a keep-alive connection and a device token."""
 
     def __init__(self, port: int, host: str, token: str) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         self.headers = {"Host": host, "Authorization": f"Device {token}", "Content-Type": "application/json"}
 
     def call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -190,9 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     report(figures, args)
 
 
-def measure(port: int, host: str, gate_id: str, codes: list[str], tokens: list[str],
+def measure(port: int, host: str, gate_id: str, codes: list[str], tokens: list[tuple[str, str]],
             args: argparse.Namespace) -> dict[str, Any]:
-    clients = [Client(port, host, token) for token in tokens[:CLIENTS]]
+    clients = [Client(port, host, token) for _device_id, token in tokens[:CLIENTS]]
     online_codes = iter(codes[: args.rounds * CLIENTS * args.scans])
 
     def check_in(client: Client, code: str) -> None:
@@ -214,12 +215,12 @@ def measure(port: int, host: str, gate_id: str, codes: list[str], tokens: list[s
         for name, step, work in steps if round_number % 2 == 0 else reversed(steps):
             rates[name].append(run_clients(clients, work, step))
 
-    syncer = Client(port, host, tokens[CLIENTS])
-    device_id = None
+    device_id, token = tokens[CLIENTS]
+    syncer = Client(port, host, token)
     offline = [{"nonce": uuid.uuid4().hex, "code": code, "gate_id": gate_id, "direction": "in",
                 "scanned_at": datetime.now(UTC).isoformat(), "local_result": "admitted"}
                for code in codes[len(codes) - SYNC_SCANS:]]
-    size = 2_000
+    size = SYNC_BATCH
     began = time.perf_counter()
     accepted = 0
     for start in range(0, len(offline), size):

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bilten_core import audit
 from bilten_core.db import db
-from plugins.scanner import admission
+from plugins.scanner import admission, live_alerts
 from plugins.scanner.admission import Scan
 from plugins.scanner.clock import db_now
 from plugins.scanner.devices import Scanner
@@ -53,6 +53,8 @@ class SyncReport:
     accepted: int = 0
     duplicates: int = 0
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    # Events at whose gates this upload brought forged or unreadable codes (for the burst alert).
+    bad_code_event_ids: set[str] = field(default_factory=set)
 
 
 def sync(scanner: Scanner, scans: list[OfflineScan]) -> SyncReport:
@@ -60,6 +62,7 @@ def sync(scanner: Scanner, scans: list[OfflineScan]) -> SyncReport:
     for attempt in range(ATTEMPTS):
         try:
             report = _record(scanner, scans)
+            _alert(scanner, report)
             db.session.commit()
             return report
         except IntegrityError:
@@ -68,6 +71,13 @@ def sync(scanner: Scanner, scans: list[OfflineScan]) -> SyncReport:
             if attempt == ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _alert(scanner: Scanner, report: SyncReport) -> None:
+    live_alerts.conflicts_flagged([item["ticket_id"] for item in report.conflicts if item["ticket_id"]])
+    if scanner.device is not None and report.bad_code_event_ids:
+        for event_id in sorted(report.bad_code_event_ids):
+            live_alerts.bad_codes_scanned(str(scanner.device.id), event_id)
 
 
 def _record(scanner: Scanner, scans: list[OfflineScan]) -> SyncReport:
@@ -105,6 +115,10 @@ def _record(scanner: Scanner, scans: list[OfflineScan]) -> SyncReport:
             received_at, states,
         )
         report.accepted += 1
+        gate = gates.get(item.scan.gate_id)
+        reading = readings[item.scan.nonce]
+        if gate is not None and reading is not None and reading.result in live_alerts.BAD_CODES:
+            report.bad_code_event_ids.add(str(gate.event_id))
         if conflict is not None:
             report.conflicts.append(conflict)
     return report

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bilten_core import audit
 from bilten_core.db import db
-from plugins.scanner import admission
+from plugins.scanner import admission, live_alerts
 from plugins.scanner.admission import Scan
 from plugins.scanner.clock import db_now
 from plugins.scanner.devices import Scanner
@@ -57,6 +57,8 @@ def check_in(scanner: Scanner, gate: Gate, scan: Scan) -> dict[str, Any]:
         claimed_ticket_id=reading.claimed_ticket_id,
         details={"answer": answer, "clock_skew_seconds": round((scan.scanned_at - now).total_seconds())},
     )
+    if result in live_alerts.BAD_CODES and scanner.device is not None:
+        live_alerts.bad_codes_scanned(str(scanner.device.id), str(gate.event_id))
     try:
         db.session.commit()
     except IntegrityError:

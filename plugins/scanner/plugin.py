@@ -109,3 +109,39 @@ def site_navigation() -> list[Any]:
     if has_permission(identity, SCAN, tenant):
         return [NavLink(_("Scan tickets"), "/scan", order=820)]
     return []
+
+
+@hookimpl(specname="register_blueprints")
+def register_live_view(app: Any) -> list[Any]:
+    from plugins.scanner.live_routes import blueprint as live_blueprint
+
+    return [live_blueprint]
+
+
+@hookimpl(specname="register_api")
+def register_live_api(app: Any) -> list[Any]:
+    from plugins.scanner.live_api import blueprint as live_api_blueprint
+
+    return [live_api_blueprint]
+
+
+@hookimpl(specname="register_blueprints")
+def register_ticket_page(app: Any) -> list[Any]:
+    from plugins.scanner.wallet_routes import blueprint as wallet_blueprint
+
+    return [wallet_blueprint]
+
+
+@hookimpl(specname="app_configured")
+def configure_wallet_passes(app: Any) -> None:
+    from plugins.scanner.wallet_settings import configure
+
+    configure(app)
+
+
+@hookimpl
+def ticket_page_url(order: Any) -> str | None:
+    """The buyer's ticket page of ``order`` (QR codes that open offline), while it has valid tickets."""
+    from plugins.scanner.wallet_routes import page_path, valid_tickets
+
+    return page_path(order) if valid_tickets(order) else None
