@@ -9,16 +9,16 @@ same intent. The webhook and the reconciliation job settle it too: whichever com
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import stripe
 import structlog
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from bilten_core.db import db
 from bilten_core.errors import ApiError
+from plugins.payments.buyer_pages import back_to_order, order_or_404
 from plugins.payments.models import PaymentAttempt
 from plugins.payments.settlement import apply_intent, attempt_by_session, fetch_intent, is_intent_attempt
 from plugins.payments.stripe_checkout import STRIPE, NotPayable
@@ -26,7 +26,6 @@ from plugins.payments.stripe_client import StripeNotConfigured
 from plugins.payments.stripe_elements import elements_enabled, open_intent
 from plugins.payments.stripe_settings import stripe_settings
 from plugins.ticketing import inventory
-from plugins.ticketing.orders import Order
 from plugins.ticketing.storefront import format_money
 
 log = structlog.get_logger("bilten.payments.elements")
@@ -37,21 +36,6 @@ blueprint = Blueprint(
 )
 # Stripe's intent states in which the buyer has nothing left to do on the card page.
 FINISHED = ("succeeded", "processing", "canceled")
-
-
-def _order(order_id: str) -> Order:
-    try:
-        key = str(uuid.UUID(order_id))
-    except ValueError:
-        abort(404)
-    order = db.session.get(Order, key)
-    if order is None:
-        abort(404)
-    return order
-
-
-def _order_page(order: Order) -> Any:
-    return redirect(url_for("storefront.order_placed", reservation_id=order.reservation_id), 303)
 
 
 def _unavailable() -> ApiError:
@@ -75,9 +59,9 @@ def _failure_message(intent: Any) -> str | None:
 @blueprint.get("/orders/<order_id>/card")
 def card(order_id: str) -> Any:
     """The card form for the order's PaymentIntent, or back to the order when there is nothing to pay."""
-    order = _order(order_id)
+    order = order_or_404(order_id)
     if order.payment_provider != STRIPE:
-        return _order_page(order)
+        return back_to_order(order)
     if not elements_enabled():
         return redirect(url_for("payments_pay.pay", order_id=order.id), 303)
     try:
@@ -86,9 +70,9 @@ def card(order_id: str) -> Any:
             # Paid (or closed) already, say in another tab: settle it now rather than show the form again.
             apply_intent(attempt, intent)
             db.session.commit()
-            return _order_page(order)
+            return back_to_order(order)
     except NotPayable:
-        return _order_page(order)
+        return back_to_order(order)
     except (stripe.StripeError, StripeNotConfigured) as exc:
         db.session.rollback()
         log.warning("card.stripe_unavailable", order_id=order.id, error=str(exc)[:200])
@@ -107,10 +91,10 @@ def card(order_id: str) -> Any:
 @blueprint.get("/orders/<order_id>/card/return")
 def card_return(order_id: str) -> Any:
     """Back from confirming: settle a paid intent now, finish a pending bank check, or offer the form again."""
-    order = _order(order_id)
+    order = order_or_404(order_id)
     attempt: PaymentAttempt | None = attempt_by_session(request.args.get("payment_intent", ""))
     if attempt is None or attempt.order_id != order.id or not is_intent_attempt(attempt):
-        return _order_page(order)
+        return back_to_order(order)
     try:
         intent = fetch_intent(attempt)
         outcome = apply_intent(attempt, intent)
@@ -119,7 +103,7 @@ def card_return(order_id: str) -> Any:
         # The webhook settles it when Stripe is back: the order page says the payment is not complete yet.
         db.session.rollback()
         log.warning("card.return_unconfirmed", order_id=order.id, error=str(exc)[:200])
-        return _order_page(order)
+        return back_to_order(order)
     log.info("card.returned", order_id=order.id, outcome=outcome, status=intent.status)
     next_action = getattr(intent, "next_action", None)
     if intent.status == "requires_action" and next_action is not None and next_action.type == "redirect_to_url":
@@ -127,4 +111,4 @@ def card_return(order_id: str) -> Any:
         return redirect(str(next_action.redirect_to_url.url), 303)
     if intent.status == "requires_payment_method":
         return redirect(url_for("payments_elements.card", order_id=order.id), 303)
-    return _order_page(order)
+    return back_to_order(order)

@@ -8,50 +8,34 @@ reconciliation job settle it too: whichever comes first acts, the others find it
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import stripe
 import structlog
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, redirect, request
 from flask_babel import gettext as _
 
 from bilten_core.db import db
 from bilten_core.errors import ApiError
+from plugins.payments.buyer_pages import back_to_order, order_or_404
 from plugins.payments.settlement import apply_session, fetch_session
 from plugins.payments.stripe_checkout import NotPayable, latest_attempt, open_session
 from plugins.payments.stripe_client import StripeNotConfigured
 from plugins.ticketing import inventory
-from plugins.ticketing.orders import Order
 
 log = structlog.get_logger("bilten.payments.pay")
 
 blueprint = Blueprint("payments_pay", __name__, url_prefix="/payments/orders")
 
 
-def _order(order_id: str) -> Order:
-    try:
-        key = str(uuid.UUID(order_id))
-    except ValueError:
-        abort(404)
-    order = db.session.get(Order, key)
-    if order is None:
-        abort(404)
-    return order
-
-
-def _order_page(order: Order) -> Any:
-    return redirect(url_for("storefront.order_placed", reservation_id=order.reservation_id), 303)
-
-
 @blueprint.get("/<order_id>/pay")
 def pay(order_id: str) -> Any:
     """Go to the order's payment page at Stripe, or back to the order when there is nothing to pay."""
-    order = _order(order_id)
+    order = order_or_404(order_id)
     try:
         attempt = open_session(order, inventory.db_now())
     except NotPayable:
-        return _order_page(order)
+        return back_to_order(order)
     except (stripe.StripeError, StripeNotConfigured) as exc:
         log.warning("pay.stripe_unavailable", order_id=order.id, error=str(exc)[:200])
         raise ApiError(503, "provider_unavailable",
@@ -63,7 +47,7 @@ def pay(order_id: str) -> Any:
 @blueprint.get("/<order_id>/return")
 def returned(order_id: str) -> Any:
     """Back from Stripe's page: settle the order now if Stripe says it is paid, then show it."""
-    order = _order(order_id)
+    order = order_or_404(order_id)
     attempt = latest_attempt(order.id)
     session_id = request.args.get("session_id", "")
     if attempt is not None and attempt.provider_reference == session_id:
@@ -75,4 +59,4 @@ def returned(order_id: str) -> Any:
             # The webhook settles it when Stripe is back: the order page says the payment is being confirmed.
             db.session.rollback()
             log.warning("pay.return_unconfirmed", order_id=order.id, error=str(exc)[:200])
-    return _order_page(order)
+    return back_to_order(order)

@@ -8,52 +8,36 @@ webhooks and the reconciliation job do the same: whichever comes first acts, the
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import structlog
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, redirect, request
 from flask_babel import gettext as _
 
 from bilten_core.db import db
 from bilten_core.errors import ApiError
+from plugins.payments.buyer_pages import back_to_order, order_or_404
 from plugins.payments.paypal_checkout import PAYPAL, open_paypal_order
 from plugins.payments.paypal_client import PayPalError, PayPalUnavailable
 from plugins.payments.paypal_settlement import attempt_by_paypal_order, capture_and_apply
 from plugins.payments.stripe_checkout import NotPayable
 from plugins.ticketing import inventory
-from plugins.ticketing.orders import Order
 
 log = structlog.get_logger("bilten.payments.paypal_pay")
 
 blueprint = Blueprint("payments_paypal", __name__, url_prefix="/payments/orders")
 
 
-def _order(order_id: str) -> Order:
-    try:
-        key = str(uuid.UUID(order_id))
-    except ValueError:
-        abort(404)
-    order = db.session.get(Order, key)
-    if order is None:
-        abort(404)
-    return order
-
-
-def _order_page(order: Order) -> Any:
-    return redirect(url_for("storefront.order_placed", reservation_id=order.reservation_id), 303)
-
-
 @blueprint.get("/<order_id>/paypal")
 def pay(order_id: str) -> Any:
     """Go to the order's approval page at PayPal, or back to the order when there is nothing to pay."""
-    order = _order(order_id)
+    order = order_or_404(order_id)
     if order.payment_provider != PAYPAL:
-        return _order_page(order)
+        return back_to_order(order)
     try:
         attempt = open_paypal_order(order, inventory.db_now())
     except NotPayable:
-        return _order_page(order)
+        return back_to_order(order)
     except (PayPalUnavailable, PayPalError) as exc:
         log.warning("paypal.unavailable", order_id=order.id, error=str(exc)[:200])
         raise ApiError(503, "provider_unavailable",
@@ -65,7 +49,7 @@ def pay(order_id: str) -> Any:
 @blueprint.get("/<order_id>/paypal/return")
 def returned(order_id: str) -> Any:
     """Back from PayPal having approved: capture the payment and settle the order now, then show it."""
-    order = _order(order_id)
+    order = order_or_404(order_id)
     attempt = attempt_by_paypal_order(request.args.get("token", ""))
     if attempt is not None and attempt.order_id == order.id:
         try:
@@ -76,10 +60,10 @@ def returned(order_id: str) -> Any:
             # The webhook or reconciliation settles it later: the order page says the payment is not complete yet.
             db.session.rollback()
             log.warning("paypal.return_unconfirmed", order_id=order.id, error=str(exc)[:200])
-    return _order_page(order)
+    return back_to_order(order)
 
 
 @blueprint.get("/<order_id>/paypal/cancel")
 def cancelled(order_id: str) -> Any:
     """The buyer cancelled on PayPal's page: back to the order, whose "Pay now" leads to the same PayPal order."""
-    return _order_page(_order(order_id))
+    return back_to_order(order_or_404(order_id))
