@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,10 +22,11 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
+from werkzeug.serving import make_server
 
 from bilten_core.db import db
 from bilten_core.tenancy.context import TenantInfo, tenant_context
-from bilten_core.testing import host_of
+from bilten_core.testing import free_port, host_of
 from plugins.payments.accounts import connect_account
 from plugins.payments.models import PaymentAttempt
 from plugins.payments.stripe_settings import EXTENSION, StripeSettings
@@ -152,3 +155,19 @@ def storm(url: str, event: dict[str, Any], times: int = 20) -> list[requests.Res
     for thread in threads:
         thread.join(timeout=60)
     return answers
+
+
+@contextmanager
+def served_for_webhooks(app: Flask, fake: StripeFake) -> Iterator[str]:
+    """The app served over real HTTP and registered at the fake as the Connect webhook endpoint; yields its URL."""
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    fake.add_webhook_endpoint(base + CONNECT_PATH, connect=True, secret=CONNECT_SECRET)
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -10,25 +10,22 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
 import sqlalchemy as sa
 from flask import Flask
-from werkzeug.serving import make_server
 
 from bilten_core.db import db
 from bilten_core.outbox import OutboxRow
 from bilten_core.tenancy.context import tenant_context
-from bilten_core.testing import free_port, host_of
+from bilten_core.testing import host_of
 from plugins.payments.models import ProviderEvent
 from plugins.payments.reconciliation import expire_lapsed_sessions, reconcile
 from plugins.ticketing.orders import Order
 from tests.payments.card_helpers import (
     CONNECT_PATH,
-    CONNECT_SECRET,
     attempts_of,
     card_order,
     card_tenant,
@@ -39,6 +36,7 @@ from tests.payments.card_helpers import (
     order_row,
     pay_on_stripe,
     post_event,
+    served_for_webhooks,
     storm,
 )
 from tests.payments.stripe_fake import StripeFake, running
@@ -56,18 +54,8 @@ def fake(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeFake]:
 
 @pytest.fixture
 def webhooks(app: Flask, fake: StripeFake) -> Iterator[str]:
-    """The app served over real HTTP, registered at the fake as the Connect webhook endpoint; yields its URL."""
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    fake.add_webhook_endpoint(base + CONNECT_PATH, connect=True, secret=CONNECT_SECRET)
-    try:
+    with served_for_webhooks(app, fake) as base:
         yield base
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _event(app, tenant, quota=10):

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,12 +24,11 @@ import stripe
 from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
-from werkzeug.serving import make_server
 
 from bilten_core.db import db
 from bilten_core.outbox import OutboxRow
 from bilten_core.tenancy.context import TenantInfo, tenant_context
-from bilten_core.testing import free_port, host_of
+from bilten_core.testing import host_of
 from plugins.payments.models import ProviderEvent
 from plugins.payments.reconciliation import expire_lapsed_sessions, reconcile
 from plugins.payments.stripe_settings import EXTENSION, StripeSettings
@@ -43,6 +41,7 @@ from tests.payments.card_helpers import (
     lapse,
     local_path,
     order_row,
+    served_for_webhooks,
     storm,
 )
 from tests.payments.report_helpers import platform_fee_policy
@@ -70,18 +69,8 @@ def fake(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeFake]:
 
 @pytest.fixture
 def webhooks(app: Flask, fake: StripeFake) -> Iterator[str]:
-    """The app served over real HTTP, registered at the fake as the Connect webhook endpoint; yields its URL."""
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    fake.add_webhook_endpoint(base + CONNECT_PATH, connect=True, secret=CONNECT_SECRET)
-    try:
+    with served_for_webhooks(app, fake) as base:
         yield base
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _event(app: Flask, tenant: TenantInfo, quota: int = 10) -> Any:

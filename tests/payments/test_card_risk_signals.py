@@ -4,23 +4,18 @@ on the charge's read is retried without holding up the payment, and another tena
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from werkzeug.serving import make_server
 
 from bilten_core.db import db
 from bilten_core.notifications import Notification
 from bilten_core.tenancy.context import tenant_context
 from bilten_core.tenant_settings import update_settings
-from bilten_core.testing import free_port
 from plugins.payments.models import ProviderEvent
 from tests.payments.card_helpers import (
-    CONNECT_PATH,
-    CONNECT_SECRET,
     attempts_of,
     card_order,
     card_tenant,
@@ -28,6 +23,7 @@ from tests.payments.card_helpers import (
     open_checkout,
     order_row,
     pay_on_stripe,
+    served_for_webhooks,
 )
 from tests.payments.stripe_fake import StripeFake, running
 from tests.payments.stripe_fake import client as stripe_api
@@ -49,18 +45,8 @@ def fake(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeFake]:
 
 @pytest.fixture
 def webhooks(app: Flask, fake: StripeFake) -> Iterator[str]:
-    """The app served over HTTP and registered at the fake as the Connect webhook endpoint."""
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    fake.add_webhook_endpoint(base + CONNECT_PATH, connect=True, secret=CONNECT_SECRET)
-    try:
+    with served_for_webhooks(app, fake) as base:
         yield base
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def _pay(app, client_, fake, tenant, type_id, card, email="ann@example.org"):
