@@ -174,8 +174,12 @@ def _seller() -> dict[str, str]:
 
 
 def _buyer(order: Order) -> dict[str, str]:
-    # Checkout asks no billing address or tax id yet; the fields are kept for when it does.
-    return {"name": order.name, "email": order.email, "address": "", "tax_id": ""}
+    """The buyer as checkout asked: name and email, and the answers to the event's questions for the
+    billing address (its lines kept) and tax id, "" where the event does not ask or the buyer left them out."""
+    from plugins.ticketing.questions import BILLING_ADDRESS, TAX_ID, billing_details
+
+    billing = billing_details(order)
+    return {"name": order.name, "email": order.email, "address": billing[BILLING_ADDRESS], "tax_id": billing[TAX_ID]}
 
 
 def _issue(order: Order, kind: str, lines: list[dict[str, Any]], **links: Any) -> Document:

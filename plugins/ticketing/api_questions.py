@@ -44,6 +44,13 @@ class QuestionSchema(Schema):
         fields.String(validate=validate.Length(max=64)), validate=validate.Length(max=100),
         metadata={"description": "A per-ticket question asked only for these ticket types; empty: all types."},
     )
+    purpose = fields.String(
+        validate=validate.OneOf(questions.PURPOSES),
+        metadata={"description": "What the answer is also used for: \"\" (default) nothing; \"tax_id\" or "
+                                 "\"billing_address\": invoices and credit notes print it as the buyer's tax id "
+                                 "or (keeping its lines) billing address. Only a per-order text question may have "
+                                 "one, and an event at most one question of each."},
+    )
 
     class Meta:
         ordered = True
@@ -80,7 +87,7 @@ def list_questions(event_id: UUID) -> Any:
 @blueprint.alt_response(409, schema="Error", description="The event has ended or was cancelled")
 def create_question(body: dict[str, Any], event_id: UUID) -> Any:
     """Add a question (at the end unless ``position`` says otherwise); a choice needs ``options``,
-    ``ticket_type_ids`` must be types of the event."""
+    ``ticket_type_ids`` must be types of the event, a ``purpose`` a per-order text question."""
     return _saved(event_or_404(event_id, lock=True), body)
 
 

@@ -4,6 +4,9 @@ A question belongs to one event and is asked once per order or once per ticket (
 for some ticket types). Answers are stored as JSON on the order (``orders.answers``) and on each
 ticket (``tickets.answers``), keyed by question id, so a question can change or go without
 rewriting what buyers already said.
+
+A per-order text question may also have a ``purpose``: its answer is the buyer's tax id or billing
+address, which invoices print (:func:`billing_details`). An event has at most one question of each.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -24,6 +27,9 @@ from bilten_core.db import TenantModel, db
 from bilten_core.errors import ApiError
 from plugins.ticketing.models import Event
 
+if TYPE_CHECKING:
+    from plugins.ticketing.orders import Order
+
 KINDS = ("text", "choice", "checkbox", "date")
 SCOPES = ("per_order", "per_ticket")
 PER_ORDER, PER_TICKET = SCOPES
@@ -34,7 +40,10 @@ MAX_OPTIONS = 50
 MAX_QUESTIONS = 50
 ANSWER_MAX = 1000
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-FIELDS = ("label", "help_text", "kind", "options", "scope", "required", "ticket_type_ids")
+# What an answer is used for besides the order: nothing, or a detail of the buyer that invoices print.
+TAX_ID, BILLING_ADDRESS = "tax_id", "billing_address"
+PURPOSES = ("", TAX_ID, BILLING_ADDRESS)
+FIELDS = ("label", "help_text", "kind", "options", "scope", "required", "ticket_type_ids", "purpose")
 
 
 def _uuid() -> str:
@@ -56,6 +65,8 @@ class Question(TenantModel):
     position: Mapped[int] = mapped_column(sa.Integer, default=0)
     # A per-ticket question asked only for these ticket types; empty: for every type.
     ticket_type_ids: Mapped[list[str]] = mapped_column(ARRAY(sa.Uuid(as_uuid=False)), default=list)
+    # "" for an ordinary question, else one of PURPOSES: the answer is the buyer's tax id or billing address.
+    purpose: Mapped[str] = mapped_column(sa.String(32), default="")
     created_at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
     def asked_for(self, ticket_type_id: str) -> bool:
@@ -108,7 +119,23 @@ def _problems(question: Question, event: Event) -> dict[str, list[str]]:
         problems["ticket_type_ids"] = [_("Choose ticket types of this event.")]
     elif question.ticket_type_ids and question.scope != PER_TICKET:
         problems["ticket_type_ids"] = [_("Only a question asked for every ticket can be limited to ticket types.")]
+    if purpose_problem := _purpose_problem(question, event):
+        problems["purpose"] = [purpose_problem]
     return problems
+
+
+def _purpose_problem(question: Question, event: Event) -> str | None:
+    if question.purpose not in PURPOSES:
+        return _("Choose what the answer is used for.")
+    if not question.purpose:
+        return None
+    if question.scope != PER_ORDER or question.kind != "text":
+        return _("Only a text question asked once per order can be used on invoices.")
+    if any(other.purpose == question.purpose and other.id != question.id for other in questions_of(event.id)):
+        if question.purpose == TAX_ID:
+            return _("Another question of this event already asks for the buyer's tax id.")
+        return _("Another question of this event already asks for the buyer's billing address.")
+    return None
 
 
 def save_question(event: Event, data: Mapping[str, Any], question: Question | None = None) -> Question:
@@ -122,7 +149,10 @@ def save_question(event: Event, data: Mapping[str, Any], question: Question | No
             raise ApiError(422, "too_many_questions", _("An event can have at most %(max)d questions.",
                                                         max=MAX_QUESTIONS), {"max": MAX_QUESTIONS})
         question = Question(event_id=event.id, position=len(existing), help_text="", options=[], scope=PER_ORDER,
-                            required=False, ticket_type_ids=[])
+                            required=False, ticket_type_ids=[], purpose="")
+    if data.get("purpose"):
+        # Two organisers giving two questions one purpose at once: the second waits and sees the first.
+        db.session.execute(sa.select(Event.id).where(Event.id == event.id).with_for_update())
     changes: dict[str, Any] = {}
     for name in FIELDS:
         if name in data:
@@ -134,7 +164,8 @@ def save_question(event: Event, data: Mapping[str, Any], question: Question | No
             if getattr(question, name, None) != value:
                 changes[name] = [getattr(question, name, None), value]
                 setattr(question, name, value)
-    problems = _problems(question, event)
+    with db.session.no_autoflush:  # a change not yet checked must not reach the database (nor its unique index)
+        problems = _problems(question, event)
     if problems:
         raise ApiError(422, "invalid_question", _("This question cannot be saved as it is."), problems)
     if created:
@@ -173,7 +204,7 @@ def copy_questions(source: Event, copy: Event, type_ids: Mapping[str, str]) -> N
         db.session.add(Question(
             event_id=copy.id, label=question.label, help_text=question.help_text, kind=question.kind,
             options=list(question.options), scope=question.scope, required=question.required,
-            position=question.position,
+            position=question.position, purpose=question.purpose,
             ticket_type_ids=[type_ids[type_id] for type_id in question.ticket_type_ids if type_id in type_ids],
         ))
 
@@ -195,6 +226,9 @@ def _clean(question: Question, value: Any) -> tuple[Any, str | None]:
         return None, _("Answer with text.")
     value = value.strip()
     if question.kind == "text":
+        # A billing address keeps its lines (without blank ones); any other text answer is one line.
+        lines = [line.strip() for line in value.splitlines() if line.strip()]
+        value = ("\n" if question.purpose == BILLING_ADDRESS else " ").join(lines)
         if len(value) > ANSWER_MAX:
             return None, _("Keep the answer under %(count)d characters.", count=ANSWER_MAX)
         return value, None
@@ -257,3 +291,15 @@ def validate_answers(
     if errors:
         raise ApiError(422, "invalid_answers", _("Some answers are missing or not valid."), errors)
     return order_answers, ticket_answers
+
+
+def billing_details(order: Order) -> dict[str, str]:
+    """The buyer's answers to the order's event's questions whose purpose is ``tax_id`` and
+    ``billing_address``, under those keys: "" when the event does not ask or the buyer did not answer."""
+    details = {TAX_ID: "", BILLING_ADDRESS: ""}
+    asked = db.session.scalars(sa.select(Question).where(Question.event_id == order.event_id, Question.purpose != ""))
+    for question in asked:
+        answer = (order.answers or {}).get(question.id)
+        if question.purpose in details and isinstance(answer, str):
+            details[question.purpose] = answer
+    return details

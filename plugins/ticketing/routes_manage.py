@@ -57,6 +57,10 @@ QUESTION_KINDS = {
 QUESTION_SCOPES = {
     "per_order": lazy_gettext("Once per order"), "per_ticket": lazy_gettext("For every ticket"),
 }
+QUESTION_PURPOSES = {
+    "": lazy_gettext("Nothing else"), "tax_id": lazy_gettext("The buyer's tax id"),
+    "billing_address": lazy_gettext("The buyer's billing address"),
+}
 REFUND_POLICY_MAX = 5000
 KIND_LABELS = {
     "free": lazy_gettext("Free"), "paid": lazy_gettext("Paid"), "pay_what_you_want": lazy_gettext("Pay what you want"),
@@ -353,7 +357,7 @@ def delete_ticket_type(event_id: UUID, ticket_type_id: UUID) -> Any:
 def _settings_page(event: Event, status: int = 200, **context: Any) -> Any:
     return _render(
         "settings.html", status, event=event, step="settings", questions=questions.questions_of(event.id),
-        question_kinds=QUESTION_KINDS, question_scopes=QUESTION_SCOPES,
+        question_kinds=QUESTION_KINDS, question_scopes=QUESTION_SCOPES, question_purposes=QUESTION_PURPOSES,
         values=context.pop("values", {
             "refund_policy": event.refund_policy,
             "buyer_refund_hours": "" if event.buyer_refund_hours is None else str(event.buyer_refund_hours),
@@ -413,7 +417,9 @@ def _buyer_refund_rules(values: dict[str, str]) -> tuple[dict[str, Any], dict[st
 
 def _question_form() -> tuple[dict[str, Any], dict[str, Any]]:
     """The question form as typed (to show again) and as the service takes it."""
-    typed: dict[str, Any] = {name: _field(name) for name in ("label", "help_text", "kind", "scope", "options")}
+    typed: dict[str, Any] = {
+        name: _field(name) for name in ("label", "help_text", "kind", "scope", "options", "purpose")
+    }
     typed["required"] = request.form.get("required") == "yes"
     data = {**typed, "options": [line.strip() for line in typed["options"].splitlines() if line.strip()]}
     return typed, data
@@ -452,10 +458,12 @@ def edit_question(event_id: UUID, question_id: UUID) -> Any:
     event = event_or_404(event_id)
     question = _question(event, question_id)
     context: dict[str, Any] = {"event": event, "question": question, "step": "settings",
-                               "question_kinds": QUESTION_KINDS, "question_scopes": QUESTION_SCOPES}
+                               "question_kinds": QUESTION_KINDS, "question_scopes": QUESTION_SCOPES,
+                               "question_purposes": QUESTION_PURPOSES}
     if request.method == "GET":
         typed = {"label": question.label, "help_text": question.help_text, "kind": question.kind,
-                 "scope": question.scope, "required": question.required, "options": "\n".join(question.options)}
+                 "scope": question.scope, "required": question.required, "options": "\n".join(question.options),
+                 "purpose": question.purpose}
         return _render("question.html", values=typed, **context)
     typed, data = _question_form()
     try:

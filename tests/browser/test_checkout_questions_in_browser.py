@@ -1,5 +1,6 @@
-"""A buyer on a phone names the attendees and answers the organiser's questions at checkout; the pages
-pass axe-core (WCAG 2.2 AA) with the questions and with their errors shown, and fit the screen."""
+"""A buyer on a phone names the attendees and answers the organiser's questions at checkout, a billing
+address in a textarea of several lines; the pages pass axe-core (WCAG 2.2 AA) with the questions and with
+their errors shown, and fit the screen."""
 
 from __future__ import annotations
 
@@ -91,3 +92,47 @@ def test_a_buyer_on_a_phone_answers_the_questions_and_checks_out(site: Site, app
         assert "Order code:" in page.inner_text("main")
     finally:
         context.close()
+
+
+def test_a_buyer_types_a_billing_address_of_several_lines(site: Site, app: Flask, browser: Browser) -> None:
+    with app.app_context():
+        tenant = create_tenant(f"bills-{uuid.uuid4().hex[:8]}", LONG_NAME)
+    made = add_event(app, tenant, title="Harbour Lights", tickets=[("Free entry", 0)])
+    with app.app_context(), tenant_context(tenant):
+        event = events.get_event(made.id)
+        questions.save_question(event, {"label": "VAT number", "kind": "text", "purpose": "tax_id", "required": True})
+        address = questions.save_question(event, {"label": "Billing address", "kind": "text",
+                                                   "purpose": "billing_address", "help_text": "As on the invoice."})
+        address_id = address.id
+        db.session.commit()
+    context = browser.new_context(**PHONE)
+    page = context.new_page()
+    try:
+        page.goto(f"http://{tenant.primary_domain}:{site.port}/events/{made.slug}")
+        page.locator("select[name^='qty-']").first.select_option("1")
+        page.get_by_role("button", name="Choose these tickets").click()
+        page.wait_for_url("**/checkout/**")
+        field = page.get_by_label("Billing address")
+        assert field.evaluate("element => element.tagName") == "TEXTAREA"
+        assert_accessible(page, "checkout with a billing address")
+        _fits_the_phone(page, "checkout with a billing address")
+
+        page.get_by_label("Your name").fill("Ada Fan")
+        page.get_by_label("Email address").fill("ada@example.org")
+        field.fill("Fan GmbH\nHafenstraße 1\n20457 Hamburg")
+        page.get_by_role("button", name="Get my free tickets").click()
+        assert page.get_by_role("alert").count() == 1  # the tax id is missing
+        assert page.get_by_label("Billing address").input_value() == "Fan GmbH\nHafenstraße 1\n20457 Hamburg"
+        assert_accessible(page, "checkout with a billing address and an error")
+
+        page.get_by_label("VAT number").fill("DE123456789")
+        page.get_by_role("button", name="Get my free tickets").click()
+        page.wait_for_url("**/done")
+    finally:
+        context.close()
+    with app.app_context(), tenant_context(tenant):
+        from plugins.ticketing.orders import Order
+
+        [order] = db.session.query(Order).all()
+        assert order.answers[address_id] == "Fan GmbH\nHafenstraße 1\n20457 Hamburg"
+        assert questions.billing_details(order)["tax_id"] == "DE123456789"
