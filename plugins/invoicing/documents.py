@@ -37,6 +37,7 @@ from plugins.invoicing.models import CREDIT_NOTE, INVOICE, Document
 from plugins.ticketing import orders
 from plugins.ticketing.models import Event
 from plugins.ticketing.orders import Order, Ticket
+from plugins.ticketing.payments import fees_of
 from plugins.ticketing.refunds import Refund
 
 PAID_TOPIC = "ticketing.order_paid"
@@ -157,6 +158,19 @@ def _ticket_lines(order: Order, tickets: Iterable[Ticket], sign: int) -> list[di
     return lines
 
 
+def _fee_lines(order: Order) -> list[dict[str, Any]]:
+    """The fees the buyer paid on top of the tickets (a service fee, a card payment fee), a line each."""
+    lines = []
+    with force_locale(general_settings().default_locale):
+        for fee in fees_of(order):
+            lines.append({
+                "description": str(fee.label), "event": "", "quantity": 1, "unit_minor": fee.amount_minor,
+                "rate_bp": fee.tax_rate_bp, "net_minor": fee.amount_minor - fee.tax_minor, "tax_minor": fee.tax_minor,
+                "total_minor": fee.amount_minor, "fee": True,
+            })
+    return lines
+
+
 def _breakdown(lines: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     by_rate: dict[int, dict[str, Any]] = {}
     for line in lines:
@@ -211,17 +225,20 @@ def issue_invoice(order: Order) -> Document | None:
         return existing
     if order.total_minor <= 0 or order.paid_at is None or not invoicing_settings().issue_invoices:
         return None
-    return _issue(order, INVOICE, _ticket_lines(order, order.tickets, 1))
+    return _issue(order, INVOICE, _ticket_lines(order, order.tickets, 1) + _fee_lines(order))
 
 
 def _credit_lines(order: Order, invoice: Document, refund: Refund) -> list[dict[str, Any]]:
     """The refunded tickets when the refund is exactly their price; else the amount shared out over the
-    invoice's tax rates in proportion to what each rate invoiced (the last rate takes the rounding)."""
+    tax rates of the invoice's tickets in proportion to what each rate invoiced (the last rate takes the
+    rounding). Refunds pay back tickets, never the fees paid on top, so fee lines take no share."""
     chosen = set(refund.ticket_ids)
     tickets = [ticket for ticket in order.tickets if ticket.id in chosen]
     if tickets and sum(ticket.price_minor for ticket in tickets) == refund.amount_minor:
         return _ticket_lines(order, tickets, -1)
-    rates = [rate for rate in invoice.tax_breakdown if rate["total_minor"] > 0]
+    rates = [rate for rate in _breakdown([line for line in invoice.lines if not line.get("fee")])
+             if rate["total_minor"] > 0]
+    invoiced = sum(rate["total_minor"] for rate in rates)
     lines = []
     left = refund.amount_minor
     with force_locale(general_settings().default_locale):
@@ -230,7 +247,7 @@ def _credit_lines(order: Order, invoice: Document, refund: Refund) -> list[dict[
         if index == len(rates) - 1:
             share = left
         else:
-            share = round(Fraction(refund.amount_minor * rate["total_minor"], invoice.total_minor))
+            share = round(Fraction(refund.amount_minor * rate["total_minor"], invoiced))
         left -= share
         tax = _tax_of_gross(share, rate["rate_bp"])
         lines.append({

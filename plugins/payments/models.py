@@ -58,6 +58,9 @@ class PaymentAttempt(TenantModel):
     amount_minor: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     application_fee_minor: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # The tax on the platform's fee, part of ``application_fee_minor``, and its rate when the attempt began.
+    fee_tax_minor: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    fee_tax_rate_bp: Mapped[int] = mapped_column(sa.Integer, default=0)
     provider_reference: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     payment_reference: Mapped[str | None] = mapped_column(sa.String(255), unique=True)
     redirect_url: Mapped[str | None] = mapped_column(sa.Text)

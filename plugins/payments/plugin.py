@@ -259,3 +259,27 @@ def register_card_element_pages(app: Any) -> list[Any]:
     from plugins.payments.elements_routes import blueprint
 
     return [blueprint]
+
+
+# --- What buyers are told: fees on top, how to pay offline -------------------------------------------
+
+
+@hookimpl(specname="quote_payment_fees")
+def quote_card_fees(provider: str, total_minor: int, currency: str) -> list[Any] | None:
+    from plugins.payments.buyer_fees import quote
+
+    return quote(provider, total_minor, currency)
+
+
+@hookimpl(specname="order_fees")
+def card_fees_of_order(order: Any) -> list[Any] | None:
+    from plugins.payments.buyer_fees import fees_of
+
+    return fees_of(order)
+
+
+@hookimpl(specname="payment_instructions")
+def offline_payment_instructions(order: Any) -> Any:
+    from plugins.payments.payment_instructions import instructions_for
+
+    return instructions_for(order)

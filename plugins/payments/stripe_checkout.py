@@ -95,6 +95,7 @@ def open_session(order: Order, now: datetime) -> PaymentAttempt:
         id=str(uuid.uuid4()), order_id=order.id, provider=STRIPE, attempt=latest.attempt + 1 if latest else 1,
         status=OPEN, amount_minor=breakdown.buyer_total_minor, currency=order.currency,
         application_fee_minor=breakdown.application_fee_minor, account=account.stripe_account_id,
+        fee_tax_minor=breakdown.platform_fee_tax_minor, fee_tax_rate_bp=platform_fees().platform_fee_tax_rate_bp,
     )
     try:
         session: Any = stripe_client().v1.checkout.sessions.create(
@@ -124,10 +125,11 @@ def _session_params(
         "price_data": {"currency": currency, "unit_amount": order.total_minor,
                        "product_data": {"name": f"{title} · {order.code}"}},
     }]
-    if breakdown.buyer_fee_minor:
+    from plugins.payments.buyer_fees import breakdown_lines  # it builds on this module
+
+    for line in breakdown_lines(breakdown):  # the fees the buyer pays on top, as the order page lists them
         items.append({"quantity": 1, "price_data": {
-            "currency": currency, "unit_amount": breakdown.buyer_fee_minor,
-            "product_data": {"name": str(lazy_gettext("Booking fee"))},
+            "currency": currency, "unit_amount": line.amount_minor, "product_data": {"name": str(line.label)},
         }})
     due = order.payment_due_at or now
     expires = min(max(due, now + SESSION_MIN_LIFETIME), now + SESSION_MAX_LIFETIME)

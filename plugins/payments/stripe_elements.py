@@ -20,6 +20,7 @@ from bilten_core.db import db
 from bilten_core.tenancy.context import current_tenant
 from plugins.payments.accounts import account_of
 from plugins.payments.models import PaymentAttempt
+from plugins.payments.platform_fees import platform_fees
 from plugins.payments.settlement import fetch_intent, is_intent_attempt
 from plugins.payments.stripe_checkout import OPEN, STRIPE, NotPayable, fee_breakdown, latest_attempt
 from plugins.payments.stripe_client import stripe_client
@@ -58,6 +59,7 @@ def open_intent(order: Order, now: datetime) -> tuple[PaymentAttempt, Any]:
         id=str(uuid.uuid4()), order_id=order.id, provider=STRIPE, attempt=latest.attempt + 1 if latest else 1,
         status=OPEN, amount_minor=breakdown.buyer_total_minor, currency=order.currency,
         application_fee_minor=breakdown.application_fee_minor, account=account.stripe_account_id,
+        fee_tax_minor=breakdown.platform_fee_tax_minor, fee_tax_rate_bp=platform_fees().platform_fee_tax_rate_bp,
     )
     params = _intent_params(order, attempt)
     try:

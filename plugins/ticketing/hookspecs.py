@@ -11,7 +11,7 @@ from bilten_core import hookspec
 
 if TYPE_CHECKING:
     from plugins.ticketing.orders import Order
-    from plugins.ticketing.payments import PaymentProvider
+    from plugins.ticketing.payments import FeeLine, PaymentInstructions, PaymentProvider
     from plugins.ticketing.pricing import PriceAdjustment, PricedLine
     from plugins.ticketing.risk import CheckoutAttempt, RiskDecision
 
@@ -85,4 +85,28 @@ def ticket_page_url(order: Order) -> str | None:
     """Runs when the confirmation mail or the order-placed page links to the buyer's tickets. Returns the
     path on the tenant's site of a page that shows ``order``'s tickets (the scanner plugin's page of QR
     codes that opens offline, with a signed token in it), or None when there is none. The first answer counts.
+    """
+
+
+@hookspec
+def quote_payment_fees(provider: str, total_minor: int, currency: str) -> list[FeeLine] | None:
+    """Runs when the checkout page offers its ways to pay. Returns the fees a buyer would pay on top of
+    tickets costing ``total_minor`` by paying with ``provider`` (a booking fee the organiser passes on),
+    or None when the plugin adds none. The amounts are shown beside each way to pay.
+    """
+
+
+@hookspec
+def order_fees(order: Order) -> list[FeeLine] | None:
+    """Runs when an order's amounts are shown to its buyer (the order page, the mails, receipts and
+    invoices). Returns the fees the buyer paid on top of the tickets, or for an order still awaiting
+    payment the fees paying it will add; None when there are none from this plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def payment_instructions(order: Order) -> PaymentInstructions | None:
+    """Runs when a buyer is told how to pay an order that awaits payment offline (the order page and the
+    mail saying how to pay). Returns what to tell them (the bank account to transfer to and the reference
+    to quote, or that they pay at the entrance), or None to leave it to another plugin. The first answer counts.
     """

@@ -24,8 +24,10 @@ from bilten_core.mail import Attachment, send_mail
 from bilten_core.outbox import Event as OutboxEvent
 from plugins.ticketing import orders, ticket_links, ticket_pdf
 from plugins.ticketing.models import Event
+from plugins.ticketing.order_amounts import order_amounts
 from plugins.ticketing.orders import Order
-from plugins.ticketing.storefront import event_zone, format_money, when
+from plugins.ticketing.payments import instructions_for
+from plugins.ticketing.storefront import event_zone, when
 from plugins.ticketing.ticket_display import display_code
 
 CONFIRMED = "order_confirmed"
@@ -96,7 +98,8 @@ def _context(order: Order, event: Event, locale: str) -> dict[str, Any]:
             for ticket in order.tickets
             if ticket.valid
         ],
-        "total": format_money(order.total_minor, order.currency),
+        "amounts": order_amounts(order),
+        "instructions": instructions_for(order),
         "payment_due": format_datetime(due.astimezone(zone), "long", locale=locale) if due else None,
         "order_path": f"/checkout/{order.reservation_id}/done" if order.reservation_id else None,
         "event_path": f"/events/{event.slug}",

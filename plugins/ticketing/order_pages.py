@@ -26,8 +26,10 @@ from plugins.ticketing import ticket_links, ticket_pdf
 from plugins.ticketing.checkout import guest_order
 from plugins.ticketing.models import Event
 from plugins.ticketing.my_tickets import ADMITTING_STATUSES, STATUS_LABELS
+from plugins.ticketing.order_amounts import order_amounts
 from plugins.ticketing.orders import Order, Ticket
-from plugins.ticketing.storefront import format_money, when
+from plugins.ticketing.payments import instructions_for
+from plugins.ticketing.storefront import when
 from plugins.ticketing.ticket_display import display_code
 
 blueprint = Blueprint("order_pages", __name__, template_folder="templates")
@@ -92,7 +94,7 @@ def find_order() -> Any:
     page = render_template(
         "ticketing/storefront/order_found.html", order=order, event=event, when=when(event) if event else "",
         status_label=str(STATUS_LABELS.get(order.status, order.status)), tickets=tickets,
-        total=format_money(order.total_minor, order.currency), admits=order.status in ADMITTING_STATUSES,
+        amounts=order_amounts(order), instructions=instructions_for(order), admits=order.status in ADMITTING_STATUSES,
         display_code=display_code,
     )
     return page, 200, PRIVATE

@@ -7,14 +7,17 @@ bank transfer and keeps its tickets until the payment deadline).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from flask import Flask, current_app
 from flask_babel import LazyString, lazy_gettext
 
 from bilten_core.kernel import kernel
+
+if TYPE_CHECKING:
+    from plugins.ticketing.orders import Order
 
 FREE = "free"
 INVOICE = "invoice"
@@ -71,6 +74,51 @@ class InvoiceProvider:
         from datetime import timedelta
 
         return PaymentStart(paid=False, due_at=now + timedelta(days=payment_days))
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    """A fee the buyer pays on top of the tickets (a service fee, a card payment fee), in minor units of
+    the order's currency; ``tax_minor`` of it is tax at ``tax_rate_bp`` (0 when untaxed)."""
+
+    label: str | LazyString
+    amount_minor: int
+    tax_minor: int = 0
+    tax_rate_bp: int = 0
+
+
+@dataclass(frozen=True)
+class PaymentInstructions:
+    """How to pay an order offline: a sentence, then labelled details (account holder, IBAN, reference...)
+    and the organiser's own words, if any."""
+
+    summary: str | LazyString
+    details: list[tuple[str | LazyString, str]] = field(default_factory=list)
+    note: str = ""
+
+
+def quoted_fees(provider: str, total_minor: int, currency: str) -> list[FeeLine]:
+    """The fees paying tickets of ``total_minor`` with ``provider`` adds, from the ``quote_payment_fees`` hook."""
+    answers = kernel().plugins.hook_for_tenant("quote_payment_fees")(
+        provider=provider, total_minor=total_minor, currency=currency
+    )
+    return [line for lines in answers if lines for line in lines]
+
+
+def fees_of(order: Order) -> list[FeeLine]:
+    """The fees the buyer of ``order`` pays (or paid) on top of its tickets, from the ``order_fees`` hook."""
+    answers = kernel().plugins.hook_for_tenant("order_fees")(order=order)
+    return [line for lines in answers if lines for line in lines]
+
+
+def instructions_for(order: Order) -> PaymentInstructions | None:
+    """How to pay ``order`` offline, from the ``payment_instructions`` hook; None once it needs no paying."""
+    from plugins.ticketing.orders import AWAITING_PAYMENT
+
+    if order.status != AWAITING_PAYMENT or order.payment_url:
+        return None
+    found: PaymentInstructions | None = kernel().plugins.hook_for_tenant("payment_instructions")(order=order)
+    return found
 
 
 class PaymentProviderError(ValueError):

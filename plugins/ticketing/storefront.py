@@ -595,18 +595,38 @@ def _checkout_context(reservation: Any) -> dict[str, Any]:
         "tickets": ticket_fields(reservation, questions),
         "order_questions": order_questions(questions),
         "answer_field": answer_field,
-        "payment_choices": payment_choices(reservation.total_minor),
+        "payment_choices": payment_choices(reservation.total_minor, currency),
     }
 
 
-def payment_choices(total_minor: int) -> list[tuple[str, Any]]:
-    """The ways to pay an order of this total, as (name, title); paying later by invoice comes last."""
-    from plugins.ticketing.payments import INVOICE, providers
+@dataclass(frozen=True)
+class PaymentChoice:
+    """A way to pay offered at checkout; ``fees`` says what it adds on top of the tickets, if anything."""
+
+    name: str
+    title: Any
+    fees: str = ""
+
+
+def payment_choices(total_minor: int, currency: str) -> list[PaymentChoice]:
+    """The ways to pay an order of this total, each with the fees it adds; paying later by invoice comes last."""
+    from plugins.ticketing.order_amounts import amounts_of
+    from plugins.ticketing.payments import INVOICE, providers, quoted_fees
 
     if total_minor == 0:
         return []
-    offered = [(name, p.title) for name, p in providers().items() if p.accepts(total_minor)]
-    return sorted(offered, key=lambda choice: choice[0] == INVOICE)
+    offered = []
+    for name, provider in providers().items():
+        if not provider.accepts(total_minor):
+            continue
+        fees = quoted_fees(name, total_minor, currency)
+        note = ""
+        if fees:
+            amounts = amounts_of(total_minor, currency, fees)
+            parts = ", ".join(_("%(label)s %(amount)s", label=label, amount=amount) for label, amount in amounts.fees)
+            note = _("Plus %(fees)s: %(total)s in all.", fees=parts, total=amounts.total)
+        offered.append(PaymentChoice(name, provider.title, note))
+    return sorted(offered, key=lambda choice: choice.name == INVOICE)
 
 
 @blueprint.get("/checkout/<reservation_id>")
@@ -679,10 +699,13 @@ def order_placed(reservation_id: str) -> Any:
     order = db.session.scalars(sa.select(Order).where(Order.reservation_id == key)).first()
     if order is None:
         abort(404)
+    from plugins.ticketing.order_amounts import order_amounts
+    from plugins.ticketing.payments import instructions_for
+
     event = db.session.get(Event, order.event_id)
     page = render_template(
-        "ticketing/storefront/order_placed.html", order=order, event=event,
-        total=format_money(order.total_minor, order.currency),
+        "ticketing/storefront/order_placed.html", order=order, event=event, amounts=order_amounts(order),
+        instructions=instructions_for(order),
         ticket_page_path=kernel().plugins.hook_for_tenant("ticket_page_url")(order=order),
     )
     # The buyer's details and a link that downloads the tickets: never in a shared or back-button cache.
