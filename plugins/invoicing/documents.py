@@ -38,6 +38,7 @@ from plugins.ticketing import orders
 from plugins.ticketing.models import Event
 from plugins.ticketing.orders import Order, Ticket
 from plugins.ticketing.payments import fees_of
+from plugins.ticketing.questions import BILLING_ADDRESS, TAX_ID, billing_details
 from plugins.ticketing.refunds import Refund
 
 PAID_TOPIC = "ticketing.order_paid"
@@ -190,8 +191,6 @@ def _seller() -> dict[str, str]:
 def _buyer(order: Order) -> dict[str, str]:
     """The buyer as checkout asked: name and email, and the answers to the event's questions for the
     billing address (its lines kept) and tax id, "" where the event does not ask or the buyer left them out."""
-    from plugins.ticketing.questions import BILLING_ADDRESS, TAX_ID, billing_details
-
     billing = billing_details(order)
     return {"name": order.name, "email": order.email, "address": billing[BILLING_ADDRESS], "tax_id": billing[TAX_ID]}
 
