@@ -160,6 +160,9 @@ def update_settings(namespace: str, changes: Mapping[str, Any]) -> BaseModel:
     except ValidationError as exc:
         raise InvalidSettings(namespace, _field_errors(exc)) from exc
     old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    if unstorable := sorted(name for name in changes if _holds_nul(new[name])):
+        # PostgreSQL's JSON cannot hold U+0000; nobody types it, so it is refused rather than stripped.
+        raise InvalidSettings(namespace, {name: _("contains a character that cannot be stored") for name in unstorable})
     # The trail shows what a reader is shown: a secret's mask, never its sealed form.
     shown_old, shown_new = shown_values(before, scope), shown_values(after, scope)
     diff = {name: [shown_old[name], shown_new[name]] for name in changes if old[name] != new[name]}
@@ -189,6 +192,16 @@ def _load(spec: SettingsSpec, data: dict[str, Any], tenant: TenantInfo) -> BaseM
             return spec.model.model_validate({k: v for k, v in data.items() if k not in rejected})
         except ValidationError:
             return spec.model()
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _field_errors(exc: ValidationError) -> dict[str, str]:

@@ -272,6 +272,18 @@ def test_staff_change_settings_over_the_api_all_or_nothing(app, client, tenant, 
     assert (entry.actor_type, entry.actor_id) == ("user", account_id)
 
 
+def test_a_nul_character_in_a_free_text_setting_is_a_422_not_a_500(app, client, tenant, staff):
+    from bilten_core.testing import assert_api_error
+
+    sneaky = {"values": {"display_name": "Kino\u0000Club", "mail_sender_name": "Box Office"}}
+    error = assert_api_error(client.patch("/api/v1/settings/general", json=sneaky, headers=staff), 422,
+                             "invalid_settings")
+    assert set(error["details"]) == {"display_name"}
+    with app.app_context(), tenant_context(tenant):
+        assert general_settings() == GeneralSettings()
+        assert history("settings", "general") == []
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 
