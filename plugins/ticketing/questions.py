@@ -303,3 +303,17 @@ def billing_details(order: Order) -> dict[str, str]:
         if question.purpose in details and isinstance(answer, str):
             details[question.purpose] = answer
     return details
+
+
+def answered(questions: Iterable[Question], answers: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(question, answer) for each of ``questions`` the buyer answered, in their order, as staff read them:
+    a checkbox as yes or no, a billing address with its lines."""
+    shown = []
+    for question in questions:
+        value = (answers or {}).get(question.id)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool):
+            value = _("Yes") if value else _("No")
+        shown.append((question.label, str(value)))
+    return shown

@@ -290,7 +290,15 @@ def _details(entry: OrderHistory) -> list[str]:
 
 
 def _detail(event: Event, order: Order, status: int = 200, **context: Any) -> Any:
+    from plugins.ticketing.order_amounts import order_amounts
+    from plugins.ticketing.questions import PER_ORDER, answered, questions_of
+
+    asked = questions_of(event.id)
+    per_order = [question for question in asked if question.scope == PER_ORDER]
+    per_ticket = [question for question in asked if question.scope != PER_ORDER]
     return _render("order.html", status, event=event, order=order, history=_history(order),
+                   amounts=order_amounts(order), order_answers=answered(per_order, order.answers),
+                   ticket_answers={ticket.id: answered(per_ticket, ticket.answers) for ticket in order.tickets},
                    can_manage=_may_manage(), resendable=order.status in order_admin.RESEND_KIND,
                    editable=order.status not in order_admin.CLOSED_STATUSES,
                    refundable=order.status in refunds.REFUNDABLE_STATUSES, refunded=refunds.refunded_minor(order),

@@ -29,7 +29,7 @@ from tests.payments.card_helpers import (
     served_for_webhooks,
 )
 from tests.payments.stripe_fake import StripeFake, running
-from tests.ticketing.event_factory import BUYER, create_event, staff_headers
+from tests.ticketing.event_factory import BUYER, create_event, signed_in_member, staff_headers
 
 PRICE = 2500
 # Two tickets of 25.00: platform 5 % + 0.50 = 3.00, 19 % tax on it 0.57, so the service fee is 3.57. The card
@@ -116,6 +116,9 @@ def test_a_paid_order_shows_and_invoices_the_fees_it_was_charged(app, client, fa
         text = confirmation.get_body(preferencelist=("plain",)).get_content()
         assert f"Service fee: {SERVICE_FEE}" in text and f"Card payment fee: {CARD_FEE}" in text
         assert f"Total: {CHARGE}" in text
+
+    staff_page = signed_in_member(app, tenant, "box_office").get(f"/manage/events/{event.id}/orders/{order['code']}")
+    assert f"Service fee: {SERVICE_FEE}<br>Card payment fee: {CARD_FEE}" in staff_page.text
 
     finance = staff_headers(app, tenant, "finance")
     [invoice] = client.get("/api/v1/invoices?kind=invoice", headers=finance).get_json()

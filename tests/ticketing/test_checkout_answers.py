@@ -174,3 +174,23 @@ def test_the_checkout_page_asks_the_questions_and_shows_what_is_missing_by_each_
     assert tickets[1].answers == {asked["card"]: "S-42", asked["rules"]: True}
     assert buyer.post(path, form).status_code == 303  # the second click of a double submit
     assert len(_orders(app, tenant)) == 1
+
+
+def test_staff_read_the_answers_on_the_order_page(app, client, make_tenant):
+    from tests.ticketing.event_factory import signed_in_member
+
+    tenant, made, asked = _festival(app, make_tenant)
+    address = _ask(app, tenant, made.id, label="Billing address", kind="text", purpose="billing_address")
+    reservation = _reserve(client, tenant, (made.ticket_types["Standard"], 1), (made.ticket_types["Student"], 1))
+    placed = _order(client, tenant, reservation, answers={
+        asked["diet"]: "Vegan", asked["arrival"]: "2026-07-01", address: "Hafenstraße 1\n20457 Hamburg",
+    }, attendees=[{"answers": {asked["rules"]: True}}, {"answers": {asked["rules"]: True, asked["card"]: "S-77"}}])
+    assert placed.status_code == 201, placed.text
+
+    staff = signed_in_member(app, tenant, "box_office")
+    page = staff.get(f"/manage/events/{made.id}/orders/{placed.get_json()['code']}").text
+
+    for label, answer in (("Dietary needs", "Vegan"), ("Arrival day", "2026-07-01"),
+                          ("Billing address", "Hafenstraße 1\n20457 Hamburg"), ("Student card number", "S-77"),
+                          ("I accept the house rules", "Yes")):
+        assert re.search(rf"<dt>{re.escape(label)}</dt><dd class=\"answer\">{re.escape(answer)}</dd>", page), label
