@@ -18,6 +18,7 @@ from bilten_core.errors import ApiError
 from plugins.ticketing import checkout, inventory, reservations
 from plugins.ticketing.models import Event
 from plugins.ticketing.orders import Order
+from plugins.ticketing.payments import fees_of
 from plugins.ticketing.reservations import MAX_QUANTITY, Item, Reservation
 
 blueprint = Blueprint(
@@ -139,6 +140,35 @@ class OrderSchema(Schema):
     tickets = fields.List(fields.Nested(TicketSchema), required=True)
 
 
+class FeeLineSchema(Schema):
+    label = fields.String(required=True)
+    amount_minor = fields.Integer(required=True)
+    tax_minor = fields.Integer(required=True, metadata={"description": "The tax included in the amount"})
+    tax_rate_bp = fields.Integer(required=True)
+
+
+def _fees(order: Order) -> list[dict[str, Any]]:
+    dumped: list[dict[str, Any]] = FeeLineSchema(many=True).dump(fees_of(order))
+    return dumped
+
+
+def _buyer_total(order: Order) -> int:
+    return order.total_minor + sum(line["amount_minor"] for line in _fees(order))
+
+
+class PricedOrderSchema(OrderSchema):
+    """An order with the fees its buyer pays (or paid) on top of the tickets, as the order page shows them."""
+
+    fees = fields.Function(_fees, metadata={
+        "type": "array", "items": {"type": "object"},
+        "description": "Fees on top of the tickets (label, amount_minor, tax_minor, tax_rate_bp), such as a card "
+                       "payment's service fee when the organiser passes it on; empty when there are none",
+    })
+    buyer_total_minor = fields.Function(_buyer_total, metadata={
+        "type": "integer", "description": "What the buyer pays: total_minor and the fees",
+    })
+
+
 class GuestLookupSchema(Schema):
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
 
@@ -218,8 +248,8 @@ def delete_reservation(reservation_id: str) -> None:
 
 @blueprint.route("/orders", methods=["POST"])
 @blueprint.arguments(PlaceOrderSchema)
-@blueprint.response(201, OrderSchema)
-@blueprint.alt_response(200, schema=OrderSchema, description="The order this key or reservation already made")
+@blueprint.response(201, PricedOrderSchema)
+@blueprint.alt_response(200, schema=PricedOrderSchema, description="The order this key or reservation already made")
 @blueprint.alt_response(410, schema=None, description="The reservation expired")
 @blueprint.alt_response(422, schema=None, description="Missing or invalid answers (details: each answer's path)")
 def place_order(body: dict[str, Any]) -> Any:
@@ -244,7 +274,7 @@ def place_order(body: dict[str, Any]) -> Any:
 
 @blueprint.route("/orders/<code>")
 @blueprint.arguments(GuestLookupSchema, location="query")
-@blueprint.response(200, OrderSchema)
+@blueprint.response(200, PricedOrderSchema)
 @blueprint.alt_response(404, schema=None, description="No order with this code and email")
 def guest_order(query: dict[str, Any], code: str) -> Order:
     """Find an order by its code and the buyer's email address."""

@@ -19,7 +19,7 @@ from marshmallow import Schema, fields, validate
 from bilten_core.api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from bilten_core.auth.authorize import require_permission
 from plugins.ticketing import checkout, order_admin, orders, refunds, schemas
-from plugins.ticketing.api_checkout import OrderSchema, TicketSchema
+from plugins.ticketing.api_checkout import OrderSchema, PricedOrderSchema, TicketSchema
 from plugins.ticketing.api_events import event_or_404
 from plugins.ticketing.order_admin import AttendeeFilters, OrderFilters
 from plugins.ticketing.orders import Order, Ticket
@@ -78,7 +78,7 @@ class HistorySchema(Schema):
     created_at = fields.DateTime(required=True)
 
 
-class OrderDetailSchema(OrderSchema):
+class OrderDetailSchema(PricedOrderSchema):
     tickets = fields.List(fields.Nested(StaffTicketSchema), required=True)
     history = fields.List(fields.Nested(HistorySchema), required=True)
 

@@ -91,6 +91,9 @@ def test_a_paid_order_shows_and_invoices_the_fees_it_was_charged(app, client, fa
     tenant, event = _shop(app, fake, tax_rate_bp=700)
     with served_for_webhooks(app, fake), smtp_inbox(app, monkeypatch) as inbox:
         order = card_order(client, tenant, event.ticket_type_ids[0], 2)
+        assert order["buyer_total_minor"] == 5464
+        assert [(fee["label"], fee["amount_minor"], fee["tax_minor"]) for fee in order["fees"]] == [
+            ("Service fee", 357, 57), ("Card payment fee", 107, 0)]
         waiting = client.get(f"/checkout/{order_row(app, tenant, order['id']).reservation_id}/done",
                              headers=host_of(tenant))
         assert SERVICE_FEE in waiting.text and CHARGE in waiting.text
