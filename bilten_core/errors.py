@@ -16,6 +16,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from werkzeug.exceptions import HTTPException
 
+from bilten_core.db import db
+
 log = structlog.get_logger("bilten.errors")
 
 RETRY_AFTER_SECONDS = 5
@@ -38,7 +40,17 @@ def wants_json() -> bool:
     return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
 
 
+def _abandon_transaction() -> None:
+    """Roll back what the failed request began, releasing its row locks now rather than when its context
+    ends (which, under a context shared with the caller, may be much later)."""
+    try:
+        db.session.rollback()
+    except sqlalchemy.exc.SQLAlchemyError:  # a dead connection: there is nothing left to roll back
+        log.warning("error_rollback_failed", exc_info=True)
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:
+    _abandon_transaction()
     if wants_json():
         response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
     else:
