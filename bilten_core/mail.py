@@ -35,7 +35,7 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 from flask import current_app
@@ -58,11 +58,17 @@ class MailError(ValueError):
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file sent with a message, such as the tickets of an order as a PDF."""
+    """A file sent with a message, such as the tickets of an order as a PDF.
+
+    With a ``content_id`` it is inline instead: a part of the HTML body that the HTML shows as
+    ``<img src="cid:{content_id}">`` (a ticket's QR code), which mail clients show without fetching
+    anything from the network.
+    """
 
     filename: str
     content: bytes
     mimetype: str = "application/octet-stream"
+    content_id: str | None = None
 
 
 def send_mail(
@@ -148,17 +154,28 @@ def build_message(
     message["Message-ID"] = make_msgid(domain=from_address.domain or None)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    html_part = cast(EmailMessage, message.get_body(preferencelist=("html",)))
     for attachment in attachments:
-        _attach(message, attachment)
+        if attachment.content_id is not None:
+            _attach(html_part, attachment, inline=True)
+    for attachment in attachments:
+        if attachment.content_id is None:
+            _attach(message, attachment)
     return message
 
 
-def _attach(message: EmailMessage, attachment: Attachment) -> None:
+def _attach(message: EmailMessage, attachment: Attachment, inline: bool = False) -> None:
     maintype, _slash, subtype = attachment.mimetype.partition("/")
-    if not maintype or not subtype or any(c in attachment.filename for c in "\r\n"):
+    cid = attachment.content_id
+    bad_cid = cid is not None and (not cid or any(c in cid for c in "\r\n<> "))
+    if not maintype or not subtype or bad_cid or any(c in attachment.filename for c in "\r\n"):
         raise MailError(f"cannot attach {attachment.filename!r} as {attachment.mimetype!r}")
     # Base64 under MAIL_POLICY, so the message stays plain ASCII whatever the bytes are.
-    message.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
+    if inline:
+        message.add_related(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename,
+                            cid=f"<{cid}>", disposition="inline")
+    else:
+        message.add_attachment(attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename)
 
 
 def parse_message(raw: bytes) -> EmailMessage:

@@ -54,3 +54,34 @@ def test_a_malformed_attachment_is_refused(jobs_app, make_tenant, attachment):
         send_mail("fan@example.org", "test_message", subject="Hello", attachments=[attachment])
     with tenant_context(tenant):
         db.session.rollback()
+
+
+def test_an_inline_image_is_part_of_the_html_and_a_file_stays_an_attachment(jobs_app, make_tenant, monkeypatch):
+    tenant = probe.fresh_info(jobs_app, make_tenant("mail-inline"))
+    image = b"\x89PNG\r\n\x1a\n" + os.urandom(512)
+    with smtp_inbox(jobs_app, monkeypatch) as inbox:
+        with tenant_context(tenant):
+            send_mail("fan@example.org", "test_message", subject="Your tickets", attachments=[
+                Attachment("ticket-1.png", image, "image/png", content_id="qr-1@bilten"),
+                Attachment("tickets-ABC23456.pdf", b"%PDF-1.7", "application/pdf"),
+            ])
+            db.session.commit()
+        probe.work(jobs_app, ["mail"])
+        [message] = inbox.messages()
+
+    related = next(part for part in message.walk() if part.get_content_type() == "multipart/related")
+    html, inline = related.iter_parts()
+    assert html.get_content_type() == "text/html"
+    assert inline["Content-ID"] == "<qr-1@bilten>" and inline.get_content() == image
+    assert inline.get_content_disposition() == "inline"
+    assert [part.get_filename() for part in message.iter_attachments()] == ["tickets-ABC23456.pdf"]
+    assert "This is a test message" in message.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_a_content_id_that_could_break_the_header_is_refused(jobs_app, make_tenant):
+    tenant = probe.fresh_info(jobs_app, make_tenant("mail-badcid"))
+    with tenant_context(tenant), pytest.raises(MailError):
+        send_mail("fan@example.org", "test_message", subject="Hello",
+                  attachments=[Attachment("qr.png", b"\x89PNG", "image/png", content_id="a>\r\nBcc: x@example.org")])
+    with tenant_context(tenant):
+        db.session.rollback()

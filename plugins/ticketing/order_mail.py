@@ -80,6 +80,10 @@ def mail_order(order: Order, event: Event, kind: str) -> None:
     if kind == CONFIRMED and ticket_pdf.has_tickets(order):
         pdf = ticket_pdf.render_tickets(order, event)
         attachments.append(Attachment(f"tickets-{order.code}.pdf", pdf, "application/pdf"))
+        attachments.extend(
+            Attachment(f"ticket-{index}.png", ticket_pdf.qr_png(ticket["code"]), "image/png", ticket["qr_id"])
+            for index, ticket in enumerate(context["tickets"], start=1)
+        )
     send_mail(order.email, f"ticketing/{kind}", context, subject=subject, locale=locale, attachments=attachments)
     orders.note(order, MAIL_SENT, {"kind": kind})
 
@@ -94,7 +98,7 @@ def _context(order: Order, event: Event, locale: str) -> dict[str, Any]:
         "venue": ", ".join(part for part in (event.venue_name, event.venue_address) if part),
         "tickets": [
             {"type": ticket.ticket_type.name, "attendee": ticket.attendee_name or order.name,
-             "code": display_code(ticket)}
+             "code": display_code(ticket), "qr_id": f"qr-{ticket.id}@bilten"}
             for ticket in order.tickets
             if ticket.valid
         ],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 import uuid
 
 import job_probe
+import segno
 import sqlalchemy as sa
+from PIL import Image
 
 from bilten_core.jobs import push, registered_job
 from bilten_core.kernel import kernel
@@ -33,6 +36,19 @@ def _deliver_event_again(app, tenant, order_id, topic):
         push(registered_job("kernel.dispatch_event"), tenant.id,
              [row.id, row.name, row.payload, row.created_at.isoformat()], {},
              job_id=f"again-{uuid.uuid4().hex}", connection=kernel(app).redis)
+
+
+def _qr_payload(png, candidates):
+    """Which of ``candidates`` the QR code image ``png`` shows, module by module (4 px a module, 4 of border)."""
+    image = Image.open(io.BytesIO(png)).convert("L")
+    for code in candidates:
+        matrix = segno.make_qr(code, error="q", boost_error=False).matrix
+        if image.size == ((len(matrix) + 8) * 4,) * 2 and all(
+            (image.getpixel(((col + 4) * 4 + 2, (row + 4) * 4 + 2)) < 128) == bool(dark)
+            for row, cells in enumerate(matrix) for col, dark in enumerate(cells)
+        ):
+            return code
+    return None
 
 
 def _row(tenant, order_id, topic):
@@ -66,6 +82,12 @@ def test_a_free_order_mails_one_confirmation_with_every_ticket_code(
         assert f"https://{tenant.primary_domain}/checkout/" in part
     # Nothing was said about paying: the order is paid.
     assert "Payment reference" not in text
+    # Each ticket's QR code is in the HTML itself, an image of the code the door reads.
+    images = re.findall(r'<img src="cid:([^"]+)"', html)
+    inline = {part["Content-ID"].strip("<>"): part.get_content() for part in message.walk()
+              if part.get_content_disposition() == "inline" and part.get_content_type() == "image/png"}
+    assert len(images) == 2 and set(images) == set(inline)
+    assert sorted(_qr_payload(inline[cid], codes) for cid in images) == sorted(codes)
 
     # The outbox may deliver an event again; the buyer still gets one mail.
     _deliver_event_again(tk_app, tenant, order["id"], "ticketing.order_paid")
