@@ -17,11 +17,8 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from bilten_core.auth.authorize import require_permission
-from bilten_core.auth.identity import current_identity
-from bilten_core.auth.models import Account
 from bilten_core.db import db
 from bilten_core.errors import ApiError
-from bilten_core.tenancy.context import current_tenant
 from plugins.invoicing import documents, formatting, invoice_pdf
 from plugins.invoicing.documents import DocumentFilters
 from plugins.invoicing.export import csv_download
@@ -71,21 +68,11 @@ def _order(code: str) -> Order | None:
     return db.session.scalars(sa.select(Order).where(Order.code == code.strip().upper())).first()
 
 
-def _account_owns(order: Order) -> bool:
-    """Whether the signed-in account of this tenant has confirmed the address that bought ``order``."""
-    identity = current_identity()
-    if identity is None or identity.channel != "session" or identity.tenant_id != current_tenant().id:
-        return False
-    account = db.session.get(Account, identity.account_id)
-    return account is not None and account.is_verified and account.email.lower() == order.email.strip().lower()
-
-
 @blueprint.get("/invoices/<code>.pdf")
 def download(code: str) -> Any:
     order = _order(code)
-    refusal = ticket_links.check_token(request.args.get("token", ""), order) if order else ticket_links.Refusal.INVALID
-    # An unknown code is refused like a bad link, so the answer never tells which codes exist.
-    if order is None or (refusal is not None and not _account_owns(order)):
+    refusal = ticket_links.refusal_for_buyer(order, request.args.get("token", ""))
+    if order is None or refusal is not None:
         if refusal is ticket_links.Refusal.EXPIRED:
             message = _("This download link has expired. Find your order with your email address and order "
                         "code to get a new one.")

@@ -14,6 +14,9 @@ from urllib.parse import quote, urlencode
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from bilten_core.auth.identity import current_identity
+from bilten_core.auth.models import Account
+from bilten_core.db import db
 from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import current_tenant
 from plugins.ticketing.orders import Order
@@ -59,3 +62,24 @@ def check_token(token: str, order: Order) -> Refusal | None:
     if payload != {"tenant": current_tenant().id, "order": order.id}:
         return Refusal.INVALID
     return None
+
+
+def _account_owns(order: Order) -> bool:
+    """Whether the signed-in account of this tenant has confirmed the address that bought ``order``."""
+    identity = current_identity()
+    if identity is None or identity.channel != "session" or identity.tenant_id != current_tenant().id:
+        return False
+    account = db.session.get(Account, identity.account_id)
+    return account is not None and account.is_verified and account.email.lower() == order.email.strip().lower()
+
+
+def refusal_for_buyer(order: Order | None, token: str) -> Refusal | None:
+    """None when the buyer may open ``order``'s documents here: the link's ``token`` opens it, or the
+    signed-in account bought it. An unknown order (None) is refused like a bad link, so the answer never
+    tells which codes exist."""
+    if order is None:
+        return Refusal.INVALID
+    refusal = check_token(token, order)
+    if refusal is not None and _account_owns(order):
+        return None
+    return refusal
