@@ -49,6 +49,31 @@ class OfflineScan:
 
 
 @dataclass
+class _Passages:
+    """Admissions and exits of one upload, written in one flush at its end rather than one per scan.
+
+    ``latest_in`` is each ticket's newest admission in the upload, which its state points to once the
+    check-ins have ids; ``audited`` waits for those ids too.
+    """
+
+    latest_in: dict[str, CheckIn] = field(default_factory=dict)
+    audited: list[tuple[CheckIn, dict[str, Any] | None]] = field(default_factory=list)
+
+    def previous_admission(self, state: TicketState) -> CheckIn | None:
+        recorded = self.latest_in.get(str(state.ticket_id))
+        if recorded is not None:
+            return recorded
+        return db.session.get(CheckIn, state.last_in_check_in_id) if state.last_in_check_in_id is not None else None
+
+    def write(self, states: dict[str, TicketState]) -> None:
+        db.session.flush()
+        for ticket_id, check_in in self.latest_in.items():
+            states[ticket_id].last_in_check_in_id = check_in.id
+        for check_in, extra in self.audited:
+            admission.audit_passage(check_in, extra)
+
+
+@dataclass
 class SyncReport:
     accepted: int = 0
     duplicates: int = 0
@@ -109,10 +134,11 @@ def _record(scanner: Scanner, scans: list[OfflineScan]) -> SyncReport:
         reading.ticket for nonce, reading in readings.items()
         if reading is not None and reading.ticket is not None and fresh[nonce].local_result in PASSED
     ])
+    passages = _Passages()
     for item in todo:
         conflict = _record_one(
             scanner, item, gates.get(item.scan.gate_id), readings[item.scan.nonce], times[item.scan.nonce],
-            received_at, states,
+            received_at, states, passages,
         )
         report.accepted += 1
         gate = gates.get(item.scan.gate_id)
@@ -121,6 +147,7 @@ def _record(scanner: Scanner, scans: list[OfflineScan]) -> SyncReport:
             report.bad_code_event_ids.add(str(gate.event_id))
         if conflict is not None:
             report.conflicts.append(conflict)
+    passages.write(states)
     return report
 
 
@@ -139,7 +166,8 @@ def _scan_time(scanner: Scanner, scanned_at: datetime, received_at: datetime) ->
 
 
 def _record_one(scanner: Scanner, item: OfflineScan, gate: Gate | None, reading: Reading | None, at: datetime,
-                received_at: datetime, states: dict[str, TicketState]) -> dict[str, Any] | None:
+                received_at: datetime, states: dict[str, TicketState],
+                passages: _Passages) -> dict[str, Any] | None:
     scan = item.scan
     passed = item.local_result in PASSED
     server_result = reading.result if reading is not None else NOT_ADMITTED_HERE
@@ -159,7 +187,7 @@ def _record_one(scanner: Scanner, item: OfflineScan, gate: Gate | None, reading:
         result = item.local_result
         admission.new_check_in(scanner, scan, gate, ticket, result, online=False, received_at=received_at)
     else:
-        result, conflict = _passage(scanner, item, gate, reading, at, received_at, states[str(ticket.id)])
+        result, conflict = _passage(scanner, item, gate, reading, at, received_at, states[str(ticket.id)], passages)
     details["conflict"] = conflict is not None
     admission.log_scan(
         scanner, scan, str(gate.event_id) if gate else None, result, online=False, received_at=received_at,
@@ -171,7 +199,7 @@ def _record_one(scanner: Scanner, item: OfflineScan, gate: Gate | None, reading:
 
 
 def _passage(scanner: Scanner, item: OfflineScan, gate: Gate, reading: Reading | None, at: datetime,
-             received_at: datetime, state: TicketState) -> tuple[str, dict[str, Any] | None]:
+             received_at: datetime, state: TicketState, passages: _Passages) -> tuple[str, dict[str, Any] | None]:
     """Someone went through ``gate`` offline: record it as it happened, and say whether it collides."""
     assert reading is not None and reading.ticket is not None
     scan = item.scan
@@ -179,8 +207,7 @@ def _passage(scanner: Scanner, item: OfflineScan, gate: Gate, reading: Reading |
         admission.leave(state, at)
         recorded = admission.new_check_in(scanner, scan, gate, reading.ticket, EXITED, online=False,
                                           received_at=received_at)
-        db.session.flush()
-        admission.audit_passage(recorded)
+        passages.audited.append((recorded, None))
         return EXITED, None
     reason = reading.result  # revoked, not_admitted_here, expired...: the server would have refused
     previous = None
@@ -191,18 +218,17 @@ def _passage(scanner: Scanner, item: OfflineScan, gate: Gate, reading: Reading |
                                       received_at=received_at)
     recorded.conflict = reason is not None
     recorded.conflict_reason = reason
-    if reason == ALREADY_USED and state.last_in_check_in_id is not None:
-        earlier = db.session.get(CheckIn, state.last_in_check_in_id)
+    if reason == ALREADY_USED:
+        earlier = passages.previous_admission(state)
         if earlier is not None and not earlier.conflict:
             earlier.conflict = True
             earlier.conflict_reason = "admitted_again"
     if reason is not None:
         state.flagged_at = received_at
     admission.admit(state, gate, at)
-    db.session.flush()
     if state.last_in_at == at and state.last_in_gate_id == gate.id:
-        state.last_in_check_in_id = recorded.id
-    admission.audit_passage(recorded, {"conflict": reason} if reason else None)
+        passages.latest_in[str(state.ticket_id)] = recorded
+    passages.audited.append((recorded, {"conflict": reason} if reason else None))
     if reason is None:
         return ADMITTED, None
     return ADMITTED, {"nonce": scan.nonce, "ticket_id": str(reading.ticket.id), "reason": reason,
