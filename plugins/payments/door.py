@@ -1,7 +1,7 @@
-"""Pay at the door: the order keeps its tickets until the event starts, and staff settle it on the night.
+"""Pay at the door: the order keeps its tickets until the event ends, and staff settle it on the night.
 
-Staff record the payment with the order page's "Mark as paid" action. An order still unpaid when the
-event starts expires like any unpaid order, and its places go back on sale.
+Staff record the payment with the order page's "Mark as paid" action when the buyer arrives, however
+late in the event. An order still unpaid when the event ends expires like any unpaid order.
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ class DoorProvider:
         return total_minor > 0
 
     def start(self, order_id: str, total_minor: int, now: datetime, payment_days: int) -> PaymentStart:
-        starts_at = _event_start(order_id)
-        if starts_at <= now:
+        ends_at = _event_end(order_id)
+        if ends_at <= now:
             raise ApiError(
-                422, "payment_provider_refused", _("Paying at the door is not possible once the event has started."),
+                422, "payment_provider_refused", _("Paying at the door is not possible once the event is over."),
                 {"payment_provider": DOOR},
             )
-        return PaymentStart(paid=False, due_at=starts_at)
+        return PaymentStart(paid=False, due_at=ends_at)
 
 
-def _event_start(order_id: str) -> datetime:
-    """When the event of the order being placed starts.
+def _event_end(order_id: str) -> datetime:
+    """When the event of the order being placed ends.
 
     Checkout calls a provider before the order's first flush, so the order is usually not in the database
     yet: it is looked for among the session's new objects first (an order approved after review is an
@@ -55,4 +55,4 @@ def _event_start(order_id: str) -> datetime:
         event = session.get(Event, order.event_id)
     if event is None:
         raise LookupError(f"no event {order.event_id} for order {order_id}")
-    return event.starts_at
+    return event.ends_at
