@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from bilten_core.tenant_settings import SettingsSpec, get_settings
+from bilten_core.tenant_settings import SettingsSpec, get_settings, update_settings
 
 NAMESPACE = "payments_offline"
 IBAN_SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
@@ -83,3 +83,15 @@ def bank_details() -> BankDetails:
     """The current tenant's bank details, as buyers are to be told them (public)."""
     settings = offline_settings()
     return BankDetails(settings.account_holder, settings.iban, settings.bic, settings.bank_name, settings.instructions)
+
+
+# The standard example IBAN of the German banks' association: valid, and nobody's account.
+DEMO_BANK_DETAILS = {
+    "account_holder": "Demo Events Ltd", "iban": "DE89370400440532013000", "bic": "COBADEFFXXX",
+    "bank_name": "Demo Bank", "instructions": "This is a demo: no money changes hands.",
+}
+
+
+def seed_demo_bank_details() -> None:
+    """Give the demo tenant an account to show buyers who choose bank transfer (``make run``)."""
+    update_settings(NAMESPACE, DEMO_BANK_DETAILS)

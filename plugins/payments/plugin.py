@@ -283,3 +283,10 @@ def offline_payment_instructions(order: Any) -> Any:
     from plugins.payments.payment_instructions import instructions_for
 
     return instructions_for(order)
+
+
+@hookimpl(specname="seed_demo_data")
+def seed_demo_bank_details(tenant: Any) -> None:
+    from plugins.payments.offline_settings import seed_demo_bank_details as seed
+
+    seed()

@@ -7,12 +7,15 @@ from datetime import timedelta
 
 import job_probe
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from bilten_core.db import db
+from bilten_core.kernel import kernel
 from bilten_core.tenancy.context import tenant_context
 from bilten_core.tenant_settings import update_settings
 from bilten_core.testing import host_of
+from plugins.ticketing.models import TicketType
 from plugins.ticketing.orders import Order
 from tests.auth.auth_mail import deliver, smtp_inbox
 from tests.ticketing.event_factory import BUYER, SiteClient, buy, create_event, staff_headers
@@ -111,3 +114,22 @@ def test_each_tenant_tells_its_own_bank_details_only(app, client, make_tenant):
     with app.app_context(), tenant_context(tenant):
         reservation_id = db.session.get(Order, order["id"]).reservation_id
     assert client.get(f"/checkout/{reservation_id}/done", headers=host_of(other)).status_code == 404
+
+
+def test_the_demo_tenant_shows_bank_transfer_buyers_an_account(app, client, make_tenant):
+    tenant = make_tenant("demo-bank")
+    with app.app_context(), tenant_context(tenant):
+        kernel(app).plugins.hook_for_tenant("seed_demo_data")(tenant=tenant)
+        db.session.commit()
+    paid_type = _paid_ticket_types(app, tenant)[0]
+    order = buy(client, tenant, (paid_type, 1), payment_provider="invoice")
+
+    placed = _placed_page(app, client, tenant, order)
+
+    assert "How to pay" in placed.text and SPACED_IBAN in placed.text and "Demo Events Ltd" in placed.text
+
+
+def _paid_ticket_types(app, tenant):
+    """The ids of the demo's ticket types that cost something."""
+    with app.app_context(), tenant_context(tenant):
+        return list(db.session.scalars(sa.select(TicketType.id).where(TicketType.kind == "paid")))
