@@ -26,6 +26,7 @@ from plugins.payments.stripe_client import StripeNotConfigured
 from plugins.payments.stripe_elements import elements_enabled, open_intent
 from plugins.payments.stripe_settings import stripe_settings
 from plugins.ticketing import inventory
+from plugins.ticketing.order_amounts import order_amounts
 from plugins.ticketing.storefront import format_money
 
 log = structlog.get_logger("bilten.payments.elements")
@@ -80,7 +81,8 @@ def card(order_id: str) -> Any:
     settings = stripe_settings()
     page = render_template(
         "payments/card_element.html", order=order, error=_failure_message(intent),
-        amount=format_money(attempt.amount_minor, attempt.currency), stripe_js_url=settings.js_url,
+        amount=format_money(attempt.amount_minor, attempt.currency), amounts=order_amounts(order),
+        stripe_js_url=settings.js_url,
         publishable_key=settings.publishable_key, client_secret=intent.client_secret, stripe_account=attempt.account,
         return_url=url_for("payments_elements.card_return", order_id=order.id, _external=True),
     )

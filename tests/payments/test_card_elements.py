@@ -28,6 +28,7 @@ from pydantic import SecretStr
 from bilten_core.db import db
 from bilten_core.outbox import OutboxRow
 from bilten_core.tenancy.context import TenantInfo, tenant_context
+from bilten_core.tenant_settings import update_settings
 from bilten_core.testing import host_of
 from plugins.payments.models import ProviderEvent
 from plugins.payments.reconciliation import expire_lapsed_sessions, reconcile
@@ -362,3 +363,18 @@ def test_another_tenant_cannot_open_settle_or_claim_an_order_paid_on_the_element
     _confirm(fake, account, intent["id"], "pm_card_visa", _return_url(order["id"]))
     assert _come_back(client, tenant, order["id"], intent["id"]).status_code == 303
     assert order_row(app, tenant, order["id"]).status == "paid"
+
+
+def test_the_card_form_shows_the_fees_passed_on_and_charges_them(app, client, fake):
+    tenant, _account = card_tenant(app, fake)
+    with app.app_context(), tenant_context(tenant):
+        update_settings("payments", {"pass_fees_to_buyer": True})
+        db.session.commit()
+    order = card_order(client, tenant, _event(app, tenant).ticket_type_ids[0])
+
+    page = _card_page(client, tenant, order).text
+
+    # 25.00 with 2 % + 0.49 (0.99) to the platform, grossed up for the card fee: 26.64 in all.
+    assert "Tickets €25.00 · Service fee €0.99 · Card payment fee €0.65" in page
+    assert "Pay €26.64" in page
+    assert _intent_of(fake, app, tenant, order["id"])["amount"] == 2664
