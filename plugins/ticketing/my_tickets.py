@@ -21,8 +21,9 @@ from bilten_core.db import db
 from bilten_core.tenancy.context import current_tenant
 from plugins.ticketing import orders
 from plugins.ticketing.models import Event
+from plugins.ticketing.order_amounts import order_amounts
 from plugins.ticketing.orders import Order, Ticket
-from plugins.ticketing.storefront import format_money, short_when
+from plugins.ticketing.storefront import short_when
 from plugins.ticketing.ticket_display import display_code
 
 blueprint = Blueprint("my_tickets", __name__, template_folder="templates")
@@ -71,7 +72,7 @@ def _view(order: Order, events: dict[str, Event]) -> OrderView:
     return OrderView(
         order=order, event=event, when=short_when(event) if event else "",
         status_label=str(STATUS_LABELS.get(order.status, order.status)),
-        total=format_money(order.total_minor, order.currency),
+        total=order_amounts(order).total,  # what the buyer paid: the tickets and any fees on top
         tickets=[ticket for ticket in order.tickets if ticket.valid],
         admits=order.status in ADMITTING_STATUSES,
     )

@@ -29,7 +29,14 @@ from tests.payments.card_helpers import (
     served_for_webhooks,
 )
 from tests.payments.stripe_fake import StripeFake, running
-from tests.ticketing.event_factory import BUYER, create_event, signed_in_member, staff_headers
+from tests.ticketing.event_factory import (
+    BUYER,
+    SiteClient,
+    add_account,
+    create_event,
+    signed_in_member,
+    staff_headers,
+)
 
 PRICE = 2500
 # Two tickets of 25.00: platform 5 % + 0.50 = 3.00, 19 % tax on it 0.57, so the service fee is 3.57. The card
@@ -112,6 +119,10 @@ def test_a_paid_order_shows_and_invoices_the_fees_it_was_charged(app, client, fa
         page = client.get(f"/checkout/{paid.reservation_id}/done", headers=host_of(tenant)).text
         for shown in ("Tickets", "€50.00", "Service fee", SERVICE_FEE, "Card payment fee", CARD_FEE, CHARGE):
             assert shown in page, shown
+        add_account(app, BUYER)
+        buyer = SiteClient(app, tenant)
+        buyer.sign_in(BUYER)
+        assert CHARGE in buyer.get("/my/tickets").text
 
         job_probe.work(app, ["default"])
         deliver(app)
