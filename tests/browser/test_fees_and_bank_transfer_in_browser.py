@@ -5,11 +5,13 @@ WCAG 2.2 AA."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from bilten_core.db import db
 from bilten_core.tenancy.context import tenant_context
@@ -38,32 +40,33 @@ def fake(app, site, monkeypatch):
         yield stripe_fake
 
 
-def _settings(app: Flask, tenant, namespace: str, values: dict) -> None:
+@contextmanager
+def _buyer_at_checkout(site: Site, app: Flask, browser: Browser, fake, name: str, namespace: str,
+                       values: dict) -> Iterator[Page]:
+    """A phone at the checkout of two 25.00 tickets of a new card tenant whose ``namespace`` settings are ``values``."""
+    tenant, _account = card_tenant(app, fake, name)
     with app.app_context(), tenant_context(tenant):
         update_settings(namespace, values)
         db.session.commit()
-
-
-def _choose_tickets(page, base: str, slug: str) -> None:
-    page.goto(f"{base}/events/{slug}")
-    page.get_by_label("Quantity").first.select_option("2")
-    page.get_by_role("button", name="Choose these tickets").click()
-    page.wait_for_url("**/checkout/**")
-    page.get_by_label("Your name").fill("Juno Buyer")
-    page.get_by_label("Email address").first.fill("juno@example.org")
+    event = create_event(app, tenant, title="Harbour Lights Tour", ticket_types=(("Deck", 2500),))
+    buyer = browser.new_context(**PHONE)
+    try:
+        page = buyer.new_page()
+        page.goto(f"http://{tenant.primary_domain}:{site.port}/events/{event.slug}")
+        page.get_by_label("Quantity").first.select_option("2")
+        page.get_by_role("button", name="Choose these tickets").click()
+        page.wait_for_url("**/checkout/**")
+        page.get_by_label("Your name").fill("Juno Buyer")
+        page.get_by_label("Email address").first.fill("juno@example.org")
+        yield page
+    finally:
+        buyer.close()
 
 
 def test_a_card_buyer_sees_the_fees_before_choosing_and_on_the_paid_order(
     site: Site, app: Flask, browser: Browser, fake
 ) -> None:
-    tenant, _account = card_tenant(app, fake, "feepage")
-    _settings(app, tenant, "payments", {"pass_fees_to_buyer": True})
-    event = create_event(app, tenant, title="Harbour Lights Tour", ticket_types=(("Deck", 2500),))
-    base = f"http://{tenant.primary_domain}:{site.port}"
-    buyer = browser.new_context(**PHONE)
-    try:
-        page = buyer.new_page()
-        _choose_tickets(page, base, event.slug)
+    with _buyer_at_checkout(site, app, browser, fake, "feepage", "payments", {"pass_fees_to_buyer": True}) as page:
         card = page.get_by_label("Card (Stripe)")
         # 5 % + 0.50 on 50.00 is 3.00; the card fee on the whole charge makes it 54.06 in all.
         assert card.get_attribute("aria-describedby") == "pay-stripe-fees"
@@ -84,24 +87,14 @@ def test_a_card_buyer_sees_the_fees_before_choosing_and_on_the_paid_order(
         for shown in ("Tickets\n€50.00", "Service fee\n€3.00", "Card payment fee\n€1.06", "Total\n€54.06"):
             assert shown in main, shown
         assert_accessible(page, "paid order with its fees, on a phone")
-    finally:
-        buyer.close()
 
 
 def test_a_bank_transfer_buyer_is_shown_the_account_and_the_reference(
     site: Site, app: Flask, browser: Browser, fake
 ) -> None:
-    tenant, _account = card_tenant(app, fake, "transfer")
-    _settings(app, tenant, "payments_offline", {
-        "account_holder": "Harbour Tours Ltd", "iban": "GB82WEST12345698765432", "bank_name": "Westbank",
-        "instructions": "Please pay within seven days.",
-    })
-    event = create_event(app, tenant, title="Harbour Lights Tour", ticket_types=(("Deck", 2500),))
-    base = f"http://{tenant.primary_domain}:{site.port}"
-    buyer = browser.new_context(**PHONE)
-    try:
-        page = buyer.new_page()
-        _choose_tickets(page, base, event.slug)
+    bank = {"account_holder": "Harbour Tours Ltd", "iban": "GB82WEST12345698765432", "bank_name": "Westbank",
+            "instructions": "Please pay within seven days."}
+    with _buyer_at_checkout(site, app, browser, fake, "transfer", "payments_offline", bank) as page:
         page.get_by_label("Invoice (pay later)").check()
         page.get_by_role("button", name="Place order").click()
 
@@ -114,5 +107,3 @@ def test_a_bank_transfer_buyer_is_shown_the_account_and_the_reference(
                       "Please pay within seven days."):
             assert shown in text, shown
         assert_accessible(page, "bank transfer instructions on a phone")
-    finally:
-        buyer.close()
